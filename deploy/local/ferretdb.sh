@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# Local MongoDB-wire server for development and integration tests:
+# FerretDB 1.24.2 with its SQLite backend, built from deploy/local/ferretdb/
+# (a tiny Go main module around the embeddable package; see main.go).
+#
+# Usage: deploy/local/ferretdb.sh install|start|stop|status|uri
+#
+# Environment:
+#   ESTATE_CACHE_DIR   binary cache root  (default ~/.cache/estate-platform)
+#   ESTATE_STATE_DIR   runtime state root (default <repo>/.local)
+#   FERRETDB_PORT      TCP port on 127.0.0.1 (default 37017)
+#   FERRETDB_LOG_LEVEL debug|info|warn|error (default warn)
+#   FERRETDB_SQLITE_QUERY  query string appended to the SQLite URL
+#                      (default: WAL + synchronous=NORMAL, see below)
+#   PYTHON             interpreter with pymongo (default <repo>/.venv/bin/python)
+#   GO                 go command (default: go on PATH)
+#
+# `start` wipes the SQLite directory, so every start is a fresh, empty server.
+set -euo pipefail
+
+FERRETDB_VERSION=1.24.2
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+SRC="$HERE/ferretdb"
+
+CACHE_DIR="${ESTATE_CACHE_DIR:-$HOME/.cache/estate-platform}/ferretdb-$FERRETDB_VERSION"
+BIN="$CACHE_DIR/ferretdb"
+STAMP="$CACHE_DIR/ferretdb.source-hash"
+
+STATE_DIR="${ESTATE_STATE_DIR:-$REPO/.local}/ferretdb"
+DATA_DIR="$STATE_DIR/data"
+LOG_FILE="$STATE_DIR/ferretdb.log"
+PID_FILE="$STATE_DIR/ferretdb.pid"
+
+PORT="${FERRETDB_PORT:-37017}"
+LISTEN="127.0.0.1:$PORT"
+URI="mongodb://$LISTEN/"
+LOG_LEVEL="${FERRETDB_LOG_LEVEL:-warn}"
+# FerretDB 1.24 passes _pragma parameters to modernc.org/sqlite and only adds its
+# defaults (busy_timeout(10000), journal_mode(wal), auto_vacuum(none)) for those not
+# given. synchronous(normal) is safe with WAL (no corruption; a power cut may lose the
+# last commits) and makes every write cheaper; the data is throwaway anyway.
+SQLITE_QUERY="${FERRETDB_SQLITE_QUERY-_pragma=journal_mode(wal)&_pragma=synchronous(normal)}"
+SQLITE_URL="file:$DATA_DIR/${SQLITE_QUERY:+?$SQLITE_QUERY}"
+
+PYTHON="${PYTHON:-$REPO/.venv/bin/python}"
+GO="${GO:-go}"
+READY_DEADLINE="${FERRETDB_READY_DEADLINE:-60}"
+STOP_GRACE="${FERRETDB_STOP_GRACE:-15}"
+
+log() { printf 'ferretdb: %s\n' "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+source_hash() {
+    (cd "$SRC" && cat go.mod go.sum main.go) | sha256sum | cut -c1-16
+}
+
+cmd_install() {
+    local want have=""
+    want="$(source_hash)"
+    [[ -f "$STAMP" ]] && have="$(cat "$STAMP")"
+    if [[ -x "$BIN" && "$have" == "$want" ]]; then
+        return 0
+    fi
+    command -v "$GO" >/dev/null 2>&1 || die "'$GO' not found; install Go >= 1.24 (or set GO=/path/to/go)"
+    mkdir -p "$CACHE_DIR"
+    # Serialise concurrent installs (e.g. parallel test runs).
+    exec 9>"$CACHE_DIR/.lock"
+    flock 9
+    have=""
+    [[ -f "$STAMP" ]] && have="$(cat "$STAMP")"
+    if [[ -x "$BIN" && "$have" == "$want" ]]; then
+        exec 9>&-
+        return 0
+    fi
+    log "building FerretDB $FERRETDB_VERSION into $BIN (first build takes a few minutes)"
+    local tmp="$BIN.tmp.$$" start=$SECONDS
+    # Default GOPATH/GOMODCACHE/GOCACHE so the module and build caches are reused.
+    # go.sum is committed; -mod=readonly (the default) keeps the build reproducible.
+    if ! (cd "$SRC" && CGO_ENABLED=0 "$GO" build -trimpath -buildvcs=false -o "$tmp" .); then
+        rm -f "$tmp"
+        exec 9>&-
+        die "go build failed"
+    fi
+    mv -f "$tmp" "$BIN"
+    printf '%s\n' "$want" >"$STAMP"
+    exec 9>&-
+    log "built in $((SECONDS - start)) s"
+}
+
+read_pid() {
+    [[ -f "$PID_FILE" ]] || return 1
+    local pid
+    pid="$(cat "$PID_FILE" 2>/dev/null || true)"
+    [[ "$pid" =~ ^[0-9]+$ ]] || return 1
+    printf '%s' "$pid"
+}
+
+# True if $1 is a live (non-zombie) process running our ferretdb binary.
+is_ours() {
+    local pid="$1" exe state
+    [[ -d "/proc/$pid" ]] || return 1
+    state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || true)"
+    [[ "$state" != "Z" ]] || return 1
+    exe="$(readlink "/proc/$pid/exe" 2>/dev/null || true)"
+    # The binary may have been replaced by a rebuild: "(deleted)" suffix.
+    [[ "${exe% (deleted)}" == "$BIN" ]]
+}
+
+need_python() {
+    [[ -x "$PYTHON" ]] || command -v "$PYTHON" >/dev/null 2>&1 \
+        || die "python '$PYTHON' not found (set PYTHON=... to an interpreter with pymongo)"
+    "$PYTHON" -c 'import pymongo' 2>/dev/null \
+        || die "'$PYTHON' cannot import pymongo (install the project's dev dependencies)"
+}
+
+answers() { # $1: deadline seconds, $2: pid to watch (optional)
+    "$PYTHON" "$HERE/ferretdb_ready.py" "$URI" --deadline "$1" ${2:+--pid "$2"} "${@:3}"
+}
+
+cmd_start() {
+    need_python
+    cmd_install
+    mkdir -p "$STATE_DIR"
+
+    local pid
+    if pid="$(read_pid)" && is_ours "$pid"; then
+        if answers 5 "$pid" --quiet 2>/dev/null; then
+            log "already running (pid $pid) on $URI"
+            return 0
+        fi
+        log "pid $pid is running but not answering; restarting it"
+        cmd_stop
+    fi
+    rm -f "$PID_FILE"
+
+    # Refuse to report success because someone else's server answers on our port.
+    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+        die "$LISTEN is already in use by another process (not $BIN); set FERRETDB_PORT"
+    fi
+
+    rm -rf "$DATA_DIR"
+    mkdir -p "$DATA_DIR"
+    : >"$LOG_FILE"
+    log "starting on $URI (state $STATE_DIR)"
+    # setsid: own session, so Ctrl-C in the calling terminal or the caller's exit does not
+    # reach it; in a non-interactive shell the child is not a group leader, so setsid
+    # execs in place and $! is the server's pid.
+    setsid nohup "$BIN" -listen "$LISTEN" -sqlite-url "$SQLITE_URL" -log-level "$LOG_LEVEL" \
+        >>"$LOG_FILE" 2>&1 </dev/null &
+    pid=$!
+    printf '%s\n' "$pid" >"$PID_FILE"
+
+    local start=$SECONDS
+    if ! answers "$READY_DEADLINE" "$pid"; then
+        log "FerretDB did not become ready; last lines of $LOG_FILE:"
+        tail -n 40 "$LOG_FILE" >&2 || true
+        cmd_stop >/dev/null 2>&1 || true
+        die "start failed"
+    fi
+    log "ready in $((SECONDS - start)) s (pid $pid, log $LOG_FILE)"
+}
+
+cmd_stop() {
+    local pid
+    if ! pid="$(read_pid)"; then
+        log "not running"
+        return 0
+    fi
+    if ! is_ours "$pid"; then
+        log "stale pid file (pid $pid is not $BIN); removing it"
+        rm -f "$PID_FILE"
+        return 0
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    local i
+    for ((i = 0; i < STOP_GRACE * 10; i++)); do
+        is_ours "$pid" || break
+        sleep 0.1
+    done
+    if is_ours "$pid"; then
+        log "pid $pid ignored SIGTERM for ${STOP_GRACE}s; sending SIGKILL"
+        kill -KILL "$pid" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do
+            is_ours "$pid" || break
+            sleep 0.1
+        done
+        is_ours "$pid" && die "pid $pid survived SIGKILL"
+    fi
+    rm -f "$PID_FILE"
+    log "stopped (pid $pid)"
+}
+
+cmd_status() {
+    local pid
+    if pid="$(read_pid)" && is_ours "$pid"; then
+        need_python
+        if answers 3 "$pid" --quiet 2>/dev/null; then
+            echo "ferretdb: running (pid $pid) on $URI, answering"
+            return 0
+        fi
+        echo "ferretdb: running (pid $pid) on $URI, NOT answering (log $LOG_FILE)"
+        return 1
+    fi
+    echo "ferretdb: not running"
+    return 3
+}
+
+case "${1:-}" in
+    install) cmd_install; echo "$BIN" ;;
+    start) cmd_start ;;
+    stop) cmd_stop ;;
+    status) cmd_status ;;
+    uri) echo "$URI" ;;
+    *)
+        echo "usage: $0 install|start|stop|status|uri" >&2
+        exit 2
+        ;;
+esac

@@ -1,0 +1,358 @@
+"""Check that a MongoDB-wire server supports what the platform's store adapter uses.
+
+Runs against FerretDB 1.24 (SQLite) and real MongoDB alike, with PyMongo's async API:
+
+    python deploy/local/ferretdb_selfcheck.py mongodb://127.0.0.1:37017/ [--docs 35000]
+
+Prints OK/FAIL per feature and throughput figures; exits non-zero if any check fails.
+Works in a throwaway database that is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import string
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+Check = Callable[[AsyncDatabase[dict[str, Any]]], Awaitable[str | None]]
+CHECKS: list[tuple[str, Check]] = []
+
+
+def check(name: str) -> Callable[[Check], Check]:
+    def register(fn: Check) -> Check:
+        CHECKS.append((name, fn))
+        return fn
+
+    return register
+
+
+def expect(cond: bool, what: str) -> None:
+    if not cond:
+        raise AssertionError(what)
+
+
+@check("hello / wire version")
+async def _hello(db: AsyncDatabase[dict[str, Any]]) -> str:
+    hello = await db.client.admin.command("hello")
+    wire = hello.get("maxWireVersion")
+    expect(isinstance(wire, int) and wire >= 8, f"maxWireVersion={wire!r}")
+    build = await db.client.admin.command("buildInfo")
+    return f"maxWireVersion={wire}, version={build.get('version')}"
+
+
+@check("unique index + DuplicateKeyError")
+async def _unique(db: AsyncDatabase[dict[str, Any]]) -> None:
+    c = db["uniq"]
+    await c.create_index("key", unique=True, name="key_unique")
+    info = await c.index_information()
+    expect(info.get("key_unique", {}).get("unique") is True, f"index info {info}")
+    await c.insert_one({"key": "a"})
+    try:
+        await c.insert_one({"key": "a"})
+    except DuplicateKeyError as exc:
+        expect(exc.code == 11000, f"code {exc.code}")
+    else:
+        raise AssertionError("duplicate accepted")
+    # Also enforced by updates and upserts.
+    await c.insert_one({"key": "b"})
+    try:
+        await c.update_one({"key": "b"}, {"$set": {"key": "a"}})
+    except DuplicateKeyError:
+        pass
+    else:
+        raise AssertionError("update to a duplicate key accepted")
+
+
+@check("compound index")
+async def _compound(db: AsyncDatabase[dict[str, Any]]) -> None:
+    c = db["compound"]
+    name = await c.create_index([("site", ASCENDING), ("ts", DESCENDING)])
+    info = await c.index_information()
+    expect(info[name]["key"] == [("site", 1), ("ts", -1)], f"{info[name]}")
+    await c.create_index([("tenant", ASCENDING), ("ref", ASCENDING)], unique=True)
+    await c.insert_one({"tenant": "t", "ref": 1})
+    await c.insert_one({"tenant": "u", "ref": 1})
+    try:
+        await c.insert_one({"tenant": "t", "ref": 1})
+    except DuplicateKeyError:
+        pass
+    else:
+        raise AssertionError("compound unique not enforced")
+
+
+@check("insert_many ordered=False with a duplicate")
+async def _insert_many_dup(db: AsyncDatabase[dict[str, Any]]) -> str:
+    c = db["im"]
+    docs = [{"_id": i} for i in range(5)] + [{"_id": 2}] + [{"_id": i} for i in range(5, 8)]
+    try:
+        await c.insert_many(docs, ordered=False)
+    except BulkWriteError as exc:
+        errs = exc.details["writeErrors"]
+        expect([e["index"] for e in errs] == [5], f"writeErrors {errs}")
+        expect(errs[0]["code"] == 11000, f"code {errs[0]['code']}")
+        expect(exc.details["nInserted"] == 8, f"nInserted {exc.details['nInserted']}")
+    else:
+        raise AssertionError("no BulkWriteError")
+    expect(await c.count_documents({}) == 8, "count after partial insert")
+    return "writeErrors index=[5], nInserted=8"
+
+
+@check("bulk_write UpdateOne(upsert=True)")
+async def _bulk_upsert(db: AsyncDatabase[dict[str, Any]]) -> None:
+    c = db["bulk"]
+    ops = [UpdateOne({"_id": f"d{i}"}, {"$set": {"n": i}}, upsert=True) for i in range(10)]
+    r = await c.bulk_write(ops, ordered=False)
+    expect(r.upserted_count == 10, f"upserted {r.upserted_count}")
+    ops = [UpdateOne({"_id": f"d{i}"}, {"$set": {"n": i * 10}}, upsert=True) for i in range(5, 15)]
+    r = await c.bulk_write(ops, ordered=False)
+    expect(r.upserted_count == 5 and r.matched_count == 5, f"{r.bulk_api_result}")
+    expect((await c.find_one({"_id": "d7"}) or {}).get("n") == 70, "value after upsert-update")
+    # upsert on a non-_id filter inserts the filter fields too
+    await c.update_one({"ext": "x1"}, {"$set": {"v": 1}}, upsert=True)
+    expect(await c.count_documents({"ext": "x1", "v": 1}) == 1, "upsert by field")
+
+
+@check("find_one_and_update AFTER + version filter")
+async def _occ(db: AsyncDatabase[dict[str, Any]]) -> None:
+    c = db["occ"]
+    await c.insert_one({"_id": "a1", "version": 1, "state": "new"})
+    doc = await c.find_one_and_update(
+        {"_id": "a1", "version": 1},
+        {"$set": {"state": "active"}, "$inc": {"version": 1}},
+        return_document=ReturnDocument.AFTER,
+    )
+    expect(doc is not None and doc["version"] == 2 and doc["state"] == "active", f"{doc}")
+    stale = await c.find_one_and_update(
+        {"_id": "a1", "version": 1},
+        {"$set": {"state": "lost"}, "$inc": {"version": 1}},
+        return_document=ReturnDocument.AFTER,
+    )
+    expect(stale is None, f"stale write matched: {stale}")
+    # upsert through findAndModify
+    doc = await c.find_one_and_update(
+        {"_id": "a2"},
+        {"$setOnInsert": {"version": 1}},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+    )
+    expect(doc == {"_id": "a2", "version": 1}, f"{doc}")
+
+
+@check("update_many $pull sub-documents by id $in")
+async def _pull(db: AsyncDatabase[dict[str, Any]]) -> None:
+    c = db["outbox"]
+    await c.insert_many(
+        [
+            {"_id": 1, "outbox": [{"id": "e1", "t": "x"}, {"id": "e2", "t": "y"}, {"id": "e3"}]},
+            {"_id": 2, "outbox": [{"id": "e4"}, {"id": "e1"}]},
+            {"_id": 3, "outbox": []},
+        ]
+    )
+    r = await c.update_many({}, {"$pull": {"outbox": {"id": {"$in": ["e1", "e3", "e4"]}}}})
+    expect(r.modified_count == 2, f"modified {r.modified_count}")
+    got = {d["_id"]: d["outbox"] async for d in c.find({}, sort=[("_id", 1)])}
+    expect(got == {1: [{"id": "e2", "t": "y"}], 2: [], 3: []}, f"{got}")
+
+
+@check("$push with $each")
+async def _push_each(db: AsyncDatabase[dict[str, Any]]) -> None:
+    c = db["push"]
+    await c.insert_one({"_id": 1, "outbox": [{"id": "a"}]})
+    await c.update_one({"_id": 1}, {"$push": {"outbox": {"$each": [{"id": "b"}, {"id": "c"}]}}})
+    await c.update_one({"_id": 2}, {"$push": {"outbox": {"$each": [{"id": "z"}]}}}, upsert=True)
+    d1 = await c.find_one({"_id": 1})
+    d2 = await c.find_one({"_id": 2})
+    expect(d1 is not None and [e["id"] for e in d1["outbox"]] == ["a", "b", "c"], f"{d1}")
+    expect(d2 is not None and d2["outbox"] == [{"id": "z"}], f"{d2}")
+
+
+@check("$set on dotted paths")
+async def _dotted(db: AsyncDatabase[dict[str, Any]]) -> None:
+    c = db["dotted"]
+    await c.insert_one({"_id": 1, "spec": {"cpu": 2, "os": {"name": "rhel"}}})
+    await c.update_one({"_id": 1}, {"$set": {"spec.os.version": "7.9", "spec.cpu": 4, "new.deep": 1}})
+    d = await c.find_one({"_id": 1})
+    expect(
+        d == {"_id": 1, "spec": {"cpu": 4, "os": {"name": "rhel", "version": "7.9"}}, "new": {"deep": 1}},
+        f"{d}",
+    )
+    expect(await c.count_documents({"spec.os.name": "rhel"}) == 1, "query on dotted path")
+
+
+@check("$inc")
+async def _inc(db: AsyncDatabase[dict[str, Any]]) -> None:
+    c = db["inc"]
+    await c.insert_one({"_id": 1, "n": 1, "stats": {"done": 0}})
+    await c.update_one({"_id": 1}, {"$inc": {"n": 2, "stats.done": 5, "fresh": 1}})
+    d = await c.find_one({"_id": 1})
+    expect(d == {"_id": 1, "n": 3, "stats": {"done": 5}, "fresh": 1}, f"{d}")
+
+
+@check("find: $in, $or, $gt on strings, $exists, array equality, 2-key sort+limit")
+async def _find(db: AsyncDatabase[dict[str, Any]]) -> None:
+    c = db["find"]
+    await c.insert_many(
+        [
+            {"_id": 1, "site": "lon", "name": "alpha", "tags": ["db", "prod"], "wave": 2},
+            {"_id": 2, "site": "par", "name": "bravo", "tags": ["web"], "wave": 1},
+            {"_id": 3, "site": "lon", "name": "charlie", "tags": ["db"], "wave": 1, "owner": "x"},
+            {"_id": 4, "site": "ber", "name": "delta", "tags": [], "wave": 2, "owner": None},
+            {"_id": 5, "site": "lon", "name": "echo", "tags": ["prod"], "wave": 1},
+        ]
+    )
+
+    async def ids(flt: dict[str, Any], **kw: Any) -> list[int]:
+        return [d["_id"] async for d in c.find(flt, {"_id": 1}, **kw)]
+
+    expect(sorted(await ids({"site": {"$in": ["par", "ber"]}})) == [2, 4], "$in")
+    expect(sorted(await ids({"$or": [{"site": "par"}, {"wave": 2}]})) == [1, 2, 4], "$or")
+    expect(sorted(await ids({"name": {"$gt": "charlie"}})) == [4, 5], "$gt string")
+    expect(sorted(await ids({"owner": {"$exists": True}})) == [3, 4], "$exists true")
+    expect(sorted(await ids({"owner": {"$exists": False}})) == [1, 2, 5], "$exists false")
+    expect(sorted(await ids({"tags": "db"})) == [1, 3], "array element equality")
+    expect(sorted(await ids({"tags": {"$in": ["web", "prod"]}})) == [1, 2, 5], "array $in")
+    got = await ids({}, sort=[("wave", ASCENDING), ("name", DESCENDING)], limit=3)
+    expect(got == [5, 3, 2], f"sort+limit got {got}")
+    got = await ids({"site": "lon"}, sort=[("wave", DESCENDING), ("_id", ASCENDING)], skip=1, limit=1)
+    expect(got == [3], f"filter+sort+skip+limit got {got}")
+
+
+@check("count_documents with a filter")
+async def _count(db: AsyncDatabase[dict[str, Any]]) -> None:
+    c = db["count"]
+    await c.insert_many([{"s": "done" if i % 3 == 0 else "open", "i": i} for i in range(30)])
+    expect(await c.count_documents({"s": "done"}) == 10, "count done")
+    expect(await c.count_documents({"s": "open", "i": {"$lt": 10}}) == 6, "count open<10")
+    expect(await c.estimated_document_count() == 30, "estimated count")
+
+
+@check("aggregate $match + $group $sum")
+async def _aggregate(db: AsyncDatabase[dict[str, Any]]) -> None:
+    c = db["agg"]
+    await c.insert_many(
+        [{"site": s, "state": st, "cores": n} for s, st, n in [
+            ("lon", "done", 2), ("lon", "done", 4), ("lon", "open", 8), ("par", "done", 1), ("par", "open", 3),
+        ]]
+    )
+    cur = await c.aggregate(
+        [
+            {"$match": {"state": "done"}},
+            {"$group": {"_id": "$site", "n": {"$sum": 1}, "cores": {"$sum": "$cores"}}},
+            {"$sort": {"_id": 1}},
+        ]
+    )
+    got = await cur.to_list()
+    expect(got == [{"_id": "lon", "n": 2, "cores": 6}, {"_id": "par", "n": 1, "cores": 1}], f"{got}")
+
+
+@check("distinct")
+async def _distinct(db: AsyncDatabase[dict[str, Any]]) -> None:
+    c = db["distinct"]
+    await c.insert_many([{"site": s, "tags": t} for s, t in [("lon", ["a", "b"]), ("par", ["b"]), ("lon", [])]])
+    expect(sorted(await c.distinct("site")) == ["lon", "par"], "distinct site")
+    expect(sorted(await c.distinct("site", {"tags": "b"})) == ["lon", "par"], "distinct filtered")
+    expect(sorted(await c.distinct("tags")) == ["a", "b"], "distinct unwinds arrays")
+
+
+def _device(i: int, rnd: random.Random) -> dict[str, Any]:
+    """A ~1 KB inventory record, like the estate's device documents."""
+    word = lambda n: "".join(rnd.choices(string.ascii_lowercase, k=n))  # noqa: E731
+    return {
+        "_id": f"dev-{i:06d}",
+        "tenant": "acme",
+        "hostname": f"{word(6)}-{i:05d}.corp.example",
+        "kind": rnd.choice(["server", "vm", "switch", "storage"]),
+        "site": rnd.choice(["lon1", "lon2", "par1", "fra1", "ams1"]),
+        "state": rnd.choice(["discovered", "assessed", "planned", "migrated"]),
+        "wave": rnd.randint(1, 40),
+        "owner": {"team": word(8), "email": f"{word(7)}@example.com"},
+        "spec": {
+            "cpu": rnd.choice([2, 4, 8, 16, 32]),
+            "memory_gb": rnd.choice([4, 8, 16, 64, 256]),
+            "os": {"name": rnd.choice(["rhel", "windows", "ubuntu"]), "version": f"{rnd.randint(6, 22)}.{rnd.randint(0, 9)}"},
+            "disks": [{"dev": f"sd{c}", "gb": rnd.randint(20, 2000)} for c in "abc"],
+        },
+        "ips": [f"10.{rnd.randint(0, 255)}.{rnd.randint(0, 255)}.{rnd.randint(1, 254)}" for _ in range(2)],
+        "tags": rnd.sample(["prod", "dev", "pci", "legacy", "dr", "db", "web", "batch"], 3),
+        "notes": word(300),
+        "version": 1,
+        "outbox": [
+            {"id": str(uuid.UUID(int=rnd.getrandbits(128))), "type": "device.discovered", "payload": {"hint": word(40)}}
+        ],
+    }
+
+
+async def throughput(db: AsyncDatabase[dict[str, Any]], n: int, chunk: int) -> bool:
+    from bson import encode
+
+    c = db["throughput"]
+    rnd = random.Random(42)
+    docs = [_device(i, rnd) for i in range(n)]
+    avg = sum(len(encode(d)) for d in docs[:200]) / 200
+    t0 = time.perf_counter()
+    for k in range(0, n, chunk):
+        await c.insert_many(docs[k : k + chunk], ordered=False)
+    dt = time.perf_counter() - t0
+    print(f"THROUGHPUT insert_many: {n} docs (~{avg:.0f} B BSON) in {dt:.1f} s = {n / dt:,.0f} docs/s")
+
+    ids = [d["_id"] for d in docs]
+    t0 = time.perf_counter()
+    modified = 0
+    for k in range(0, n, chunk):
+        r = await c.update_many({"_id": {"$in": ids[k : k + chunk]}}, {"$set": {"outbox": []}})
+        modified += r.modified_count
+    dt = time.perf_counter() - t0
+    print(f"THROUGHPUT update_many by _id $in: {modified} docs in {dt:.1f} s = {modified / dt:,.0f} docs/s")
+    left = await c.count_documents({"outbox.0": {"$exists": True}})
+    ok = modified == n and left == 0
+    print(f"{'OK  ' if ok else 'FAIL'} throughput data check (modified={modified}, left with outbox={left})")
+    return ok
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("uri", nargs="?", default="mongodb://127.0.0.1:37017/")
+    parser.add_argument("--docs", type=int, default=35_000, help="throughput docs; 0 to skip")
+    parser.add_argument("--chunk", type=int, default=1000)
+    args = parser.parse_args()
+
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(args.uri, serverSelectionTimeoutMS=5000)
+    db = client[f"selfcheck_{uuid.uuid4().hex[:8]}"]
+    failed = 0
+    try:
+        for name, fn in CHECKS:
+            try:
+                extra = await fn(db)
+                print(f"OK   {name}" + (f" ({extra})" if extra else ""))
+            except Exception as exc:  # noqa: BLE001 - report every failure and go on
+                failed += 1
+                print(f"FAIL {name}: {type(exc).__name__}: {exc}")
+                traceback.print_exc(limit=2, file=sys.stderr)
+        if args.docs > 0:
+            try:
+                failed += 0 if await throughput(db, args.docs, args.chunk) else 1
+            except Exception as exc:  # noqa: BLE001
+                failed += 1
+                print(f"FAIL throughput: {type(exc).__name__}: {exc}")
+    finally:
+        try:
+            await client.drop_database(db.name)
+        finally:
+            await client.close()
+    print(f"{len(CHECKS) + (args.docs > 0) - failed} OK, {failed} FAIL")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,37 @@
+"""The app factory: one FastAPI app serving one or more services on one runtime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.runtime.http import BodyLimit, install_error_handlers, install_observability, ops_router
+from services.runtime.runtime import Runtime, ServiceUnit
+from services.runtime.settings import Settings
+
+
+def create_app(settings: Settings, units: Sequence[ServiceUnit], *, runtime: Runtime | None = None,
+               title: str = "Estate modernisation platform") -> FastAPI:
+    runtime = runtime or Runtime.build(
+        settings, publishes=[t for u in units for t in u.publishes])
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start(units)
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    app = FastAPI(title=title, version="1.0.0", lifespan=lifespan,
+                  description="APIs of: " + ", ".join(u.name for u in units))
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    install_observability(app, settings.service_name)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    app.include_router(ops_router())
+    for unit in units:
+        app.include_router(unit.router)
+    return app

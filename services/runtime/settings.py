@@ -1,0 +1,62 @@
+"""Settings read from the environment (prefix ``ESTATE_``), one object per process."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_JWT_SECRET = "development-only-secret-change-me-0123456789"
+
+
+class Mode(StrEnum):
+    EMBEDDED = "embedded"
+    DISTRIBUTED = "distributed"
+
+
+class Settings(BaseSettings):
+    """Everything a service process needs to know about its surroundings."""
+
+    model_config = SettingsConfigDict(env_prefix="ESTATE_", extra="ignore")
+
+    mode: Mode = Mode.EMBEDDED
+    service_name: str = "estate-platform"
+
+    kafka_bootstrap: str = "127.0.0.1:39092"
+    kafka_client_id: str = "estate-platform"
+    topic_partitions: int = Field(default=3, ge=1)
+
+    mongo_url: str = "mongodb://127.0.0.1:37017/"
+    mongo_database: str = "estate"
+
+    jwt_secret: str = DEVELOPMENT_JWT_SECRET
+    jwt_issuer: str = "estate-platform"
+    jwt_audience: str = "estate-platform"
+    auth_enabled: bool = True
+
+    otlp_endpoint: str | None = None
+
+    consumer_max_attempts: int = Field(default=5, ge=1)
+    consumer_backoff_initial_s: float = Field(default=0.2, ge=0)
+    consumer_backoff_max_s: float = Field(default=5.0, ge=0)
+
+    outbox_batch_size: int = Field(default=1000, ge=1)
+    outbox_scan_interval_s: float = Field(default=10.0, gt=0)
+
+    max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    import_chunk_size: int = Field(default=1000, ge=1)
+
+    load_sample_estate: bool = False
+    sample_estate_seed: int = 2014
+
+    @model_validator(mode="after")
+    def _refuse_development_secret_outside_embedded(self) -> Self:
+        if self.mode is Mode.DISTRIBUTED and self.jwt_secret == DEVELOPMENT_JWT_SECRET:
+            raise ValueError(
+                "ESTATE_JWT_SECRET must be set to a real secret when ESTATE_MODE=distributed"
+            )
+        if len(self.jwt_secret) < 32:
+            raise ValueError("ESTATE_JWT_SECRET must be at least 32 characters long")
+        return self
