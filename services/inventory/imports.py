@@ -32,6 +32,8 @@ _COLUMN_OF = {
     ("hardware", "cpu_arch"): "cpu_arch", ("hardware", "cpu_cores"): "cpu_cores",
     ("hardware", "ram_mb"): "ram_mb", ("hardware", "disk_gb"): "disk_gb",
     ("hardware", "tpm"): "tpm", ("hardware", "firmware"): "firmware",
+    ("os",): "os_version",  # the only whole-object rule on os is about its version
+    ("location",): "borough",  # likewise on location: the borough must be a London one
     ("location", "site"): "site", ("location", "borough"): "borough", ("location", "unit"): "unit",
 }
 
@@ -82,8 +84,9 @@ def _field_name(loc: tuple[Any, ...], csv_mode: bool) -> str | None:
     if not loc:
         return None
     if csv_mode:
-        if loc[:2] in _COLUMN_OF:
-            return _COLUMN_OF[loc[:2]]  # type: ignore[index]
+        for size in (2, 1):
+            if loc[:size] in _COLUMN_OF and (size == 2 or len(loc) == 1):
+                return _COLUMN_OF[loc[:size]]  # type: ignore[index]
         if loc[0] in CSV_COLUMNS:
             return str(loc[0])
     return ".".join(str(p) for p in loc)

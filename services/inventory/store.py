@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ INDEXES: tuple[tuple[tuple[str, int], ...], ...] = (
 )
 
 _INTERNAL = ("_id", OUTBOX, PENDING)
+_CURSOR_TAG = re.compile(r"^[A-Z0-9][A-Z0-9-]{2,31}$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +63,12 @@ def encode_cursor(asset_tag: str) -> str:
 
 def decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        tag = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidInput("the cursor is not one this API issued; start again without it") from None
+        tag = ""
+    if not _CURSOR_TAG.match(tag):
+        raise InvalidInput("the cursor is not one this API issued; start again without it")
+    return tag
 
 
 def to_document(device: Device) -> Document:

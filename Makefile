@@ -1,0 +1,48 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    the platform, embedded (in-process bus + embedded store), sample estate loaded
+#   make test   the whole suite; installs and starts a real Kafka and FerretDB on 127.0.0.1
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PORT   ?= 8000
+HOST   ?= 127.0.0.1
+
+.PHONY: install run test unit infra-up infra-down lint contracts bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(VENV)/bin/estate run --host $(HOST) --port $(PORT)
+
+test: install
+	PYTHON=$(PY) bash deploy/local/test.sh
+
+# The fast part only: no Kafka, no store server (the suite above runs these too).
+unit: install
+	$(PY) -m pytest -q -m "not integration"
+
+infra-up: install
+	PYTHON=$(PY) bash deploy/local/kafka.sh start
+	PYTHON=$(PY) bash deploy/local/ferretdb.sh start
+
+infra-down:
+	-bash deploy/local/kafka.sh stop
+	-bash deploy/local/ferretdb.sh stop
+
+lint: install
+	$(VENV)/bin/ruff check services contracts tests benchmarks
+
+contracts: install
+	$(PY) -m contracts.generate
+
+bench: install infra-up
+	$(PY) benchmarks/import_35k.py
+
+clean: infra-down
+	rm -rf .local .pytest_cache

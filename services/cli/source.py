@@ -1,0 +1,152 @@
+"""An import file read row by row, each row remembering where it sits in the file.
+
+The inventory API numbers lines as it reads a request body, and a batch is a body of its
+own; so for every row it sends, the CLI keeps the line the API would have reported had it
+received the whole file. Numbering follows the API's readers exactly: CSV through ``csv``
+over universal newlines (a record may span lines; its number is its last line), JSON Lines
+through ``str.splitlines`` (blank lines count, and are skipped).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+CSV = "text/csv"
+JSON_LINES = "application/x-ndjson"
+MEDIA_TYPES = {".csv": CSV, ".jsonl": JSON_LINES, ".ndjson": JSON_LINES}
+
+
+class SourceError(Exception):
+    """The file cannot be read as an import (a message says where and why)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRow:
+    text: str
+    """The row as written in the file (a CSV record's lines, with their line breaks)."""
+    first_line: int
+    line: int
+    """The line the API reports for this row."""
+    asset_tag: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    rows: tuple[SourceRow, ...]
+    body: bytes
+    media_type: str
+    lines: dict[int, int]
+    """The body's line -> the file's line."""
+
+    def file_line(self, line: int) -> int:
+        return self.lines.get(line, line)
+
+
+class _Lines:
+    """Physical lines, keeping the ones the csv reader has taken since the last ``take``."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = iter(lines)
+        self._taken: list[str] = []
+        self.number = 0
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self._taken.append(line)
+        self.number += 1
+        return line
+
+    def take(self) -> tuple[str, int]:
+        text, count = "".join(self._taken), len(self._taken)
+        self._taken.clear()
+        return text, count
+
+
+def _terminated(text: str) -> str:
+    return text if text.endswith(("\n", "\r")) else text + "\n"
+
+
+def _json_asset_tag(line: str) -> str | None:
+    try:
+        raw = json.loads(line)
+    except ValueError:
+        return None
+    tag = raw.get("asset_tag") if isinstance(raw, dict) else None
+    return tag.strip() or None if isinstance(tag, str) else None
+
+
+class ImportSource:
+    def __init__(self, path: Path) -> None:
+        media_type = MEDIA_TYPES.get(path.suffix.lower())
+        if media_type is None:
+            raise SourceError(f"{path}: cannot tell the format from the name; "
+                              f"use .csv, .jsonl or .ndjson")
+        if not path.is_file():
+            raise SourceError(f"{path}: no such file")
+        self.path = path
+        self.media_type = media_type
+        self._header = ""
+        self._header_lines = 0
+
+    def _open(self) -> TextIO:
+        return self.path.open(encoding="utf-8-sig", newline="")
+
+    def rows(self) -> Iterator[SourceRow]:
+        try:
+            with self._open() as file:
+                yield from (self._csv_rows(file) if self.media_type == CSV else self._json_rows(file))
+        except UnicodeDecodeError as error:
+            raise SourceError(f"{self.path}: not UTF-8 text (byte {error.start} of a read block)") from None
+
+    def count(self) -> int:
+        return sum(1 for _ in self.rows())
+
+    def _csv_rows(self, file: TextIO) -> Iterator[SourceRow]:
+        lines = _Lines(file)
+        reader = csv.reader(lines, strict=True)
+        try:
+            header = next(reader, None)
+            if header is None:
+                return
+            self._header, self._header_lines = lines.take()
+            tag_at = header.index("asset_tag") if "asset_tag" in header else None
+            for record in reader:
+                text, count = lines.take()
+                if not record:  # a blank line: the API's reader skips it too
+                    continue
+                tag = record[tag_at].strip() or None if tag_at is not None and tag_at < len(record) else None
+                yield SourceRow(text, lines.number - count + 1, lines.number, tag)
+        except csv.Error as error:
+            raise SourceError(f"{self.path}: CSV line {lines.number}: {error}") from None
+
+    @staticmethod
+    def _json_rows(file: TextIO) -> Iterator[SourceRow]:
+        number = 0
+        for physical in file:
+            for line in physical.splitlines():
+                number += 1
+                if line.strip():
+                    yield SourceRow(line, number, number, _json_asset_tag(line))
+
+    def batch(self, rows: Sequence[SourceRow]) -> Batch:
+        """One request body holding ``rows`` (call while or after ``rows()`` ran: CSV needs the header)."""
+        if self.media_type == JSON_LINES:
+            lines = {n: row.line for n, row in enumerate(rows, start=1)}
+            text = "".join(row.text + "\n" for row in rows)
+        else:
+            lines = {n: n for n in range(1, self._header_lines + 1)}
+            at = self._header_lines
+            for row in rows:
+                for offset in range(row.line - row.first_line + 1):
+                    lines[at + 1 + offset] = row.first_line + offset
+                at += row.line - row.first_line + 1
+            text = _terminated(self._header) + "".join(_terminated(row.text) for row in rows)
+        return Batch(tuple(rows), text.encode(), self.media_type, lines)
