@@ -8,6 +8,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -41,16 +42,19 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture
-async def mongo_store(mongo_url: str) -> AsyncIterator[MongoStore]:
+@asynccontextmanager
+async def fresh_mongo_store(mongo_url: str) -> AsyncIterator[MongoStore]:
+    """A database of its own on the real server, dropped afterwards."""
     store = MongoStore(mongo_url, unique("test").replace("-", "_"))
     try:
         await asyncio.wait_for(store.ping(), 10)
     except Exception as error:  # noqa: BLE001
         pytest.fail(f"the MongoDB-wire server at {mongo_url} does not answer: {error}", pytrace=False)
-    yield store
-    await store.drop()
-    await store.close()
+    try:
+        yield store
+    finally:
+        await store.drop()
+        await store.close()
 
 
 def bearer(settings: Settings, role: Role) -> dict[str, str]:

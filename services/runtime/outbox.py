@@ -2,7 +2,7 @@
 
 A handler writes the new state and the events announcing it in ONE single-document write
 (``outbox`` array + ``outbox_pending`` flag). The relay then publishes them and removes
-exactly the entries it published (by event id), so events a concurrent change appended
+exactly the entries it published (``$pullAll`` of those entries), so events a concurrent change appended
 meanwhile stay; the flag is cleared only where the outbox is then empty. A crash between
 the write and the publish loses nothing: the events are still in the document and the
 relay's scan publishes them after restart.
@@ -173,7 +173,7 @@ class OutboxRelay:
     async def _clear(self, collection_name: str, published: Sequence[_Pending]) -> None:
         collection = self._store.collection(collection_name)
         await collection.bulk_update([
-            UpdateOp({"_id": p.doc_id}, {"$pull": {OUTBOX: {"id": {"$in": [e["id"] for e in p.entries]}}}})
+            UpdateOp({"_id": p.doc_id}, {"$pullAll": {OUTBOX: p.entries}})
             for p in published
         ])
         await collection.update_many({"_id": {"$in": [p.doc_id for p in published]}, OUTBOX: []},

@@ -9,6 +9,7 @@ import pytest
 
 from services.runtime.store import DuplicateKeyError, Store, UpdateOp
 from services.runtime.store.memory import MemoryStore
+from tests.conftest import fresh_mongo_store
 
 pytestmark = pytest.mark.asyncio
 
@@ -17,8 +18,9 @@ pytestmark = pytest.mark.asyncio
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
     if request.param == "memory":
         yield MemoryStore()
-    else:
-        yield request.getfixturevalue("mongo_store")
+        return
+    async with fresh_mongo_store(request.getfixturevalue("mongo_url")) as mongo:
+        yield mongo
 
 
 def device(tag: str, **extra: object) -> dict[str, object]:
@@ -86,15 +88,16 @@ async def test_find_one_and_update_is_conditional_and_returns_the_new_document(s
     assert (await c.find_one({"_id": "E1"}))["os"]["version"] == "8.1"  # type: ignore[index]
 
 
-async def test_push_each_and_pull_by_condition_on_subdocuments(store: Store) -> None:
+async def test_push_each_and_pull_all_of_exact_subdocuments(store: Store) -> None:
     c = store.collection("devices")
-    await c.insert_one(device("F1", outbox=[{"id": "e1"}], outbox_pending=True))
-    await c.update_one({"_id": "F1"}, {"$push": {"outbox": {"$each": [{"id": "e2"}, {"id": "e3"}]}}})
-    await c.update_many({"_id": {"$in": ["F1"]}}, {"$pull": {"outbox": {"id": {"$in": ["e1", "e3"]}}}})
-    assert (await c.find_one({"_id": "F1"}))["outbox"] == [{"id": "e2"}]  # type: ignore[index]
+    e1, e2, e3 = ({"id": f"e{n}", "event": {"n": n, "tags": ["a"]}} for n in (1, 2, 3))
+    await c.insert_one(device("F1", outbox=[e1], outbox_pending=True))
+    await c.update_one({"_id": "F1"}, {"$push": {"outbox": {"$each": [e2, e3]}}})
+    await c.bulk_update([UpdateOp({"_id": "F1"}, {"$pullAll": {"outbox": [e1, e3]}})])
+    assert (await c.find_one({"_id": "F1"}))["outbox"] == [e2]  # type: ignore[index]
     cleared = await c.update_many({"_id": {"$in": ["F1"]}, "outbox": []}, {"$set": {"outbox_pending": False}})
     assert cleared.matched == 0
-    await c.update_one({"_id": "F1"}, {"$pull": {"outbox": {"id": {"$in": ["e2"]}}}})
+    await c.update_one({"_id": "F1"}, {"$pullAll": {"outbox": [e2]}})
     cleared = await c.update_many({"_id": {"$in": ["F1"]}, "outbox": []}, {"$set": {"outbox_pending": False}})
     assert cleared.matched == 1
 

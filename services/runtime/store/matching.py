@@ -3,8 +3,9 @@
 Only what the services use, with MongoDB's meaning: dotted paths, equality that also
 matches an element of an array, comparison operators, ``$in``/``$nin``/``$exists``,
 ``$and``/``$or``; updates ``$set``/``$unset``/``$inc``/``$push`` (with ``$each``)/
-``$pull``/``$setOnInsert``. Anything else raises, so a service cannot come to depend on
-behaviour only one adapter has.
+``$pullAll``/``$setOnInsert``. Anything else raises, so a service cannot come to depend on
+behaviour only one adapter has. (``$pull`` is left out on purpose: FerretDB 1.x ignores a
+``$pull`` condition such as ``{"id": {"$in": [...]}}``; ``$pullAll`` of exact values works.)
 """
 
 from __future__ import annotations
@@ -136,14 +137,6 @@ def _parent(doc: Document, path: str, create: bool) -> tuple[Any, str]:
     return current, parts[-1]
 
 
-def _pull_matches(element: Any, condition: Any) -> bool:
-    if isinstance(condition, dict) and not _is_operator_dict(condition):
-        return isinstance(element, dict) and matches(element, condition)
-    if _is_operator_dict(condition):
-        return _match_operators(element, condition)
-    return bool(element == condition)
-
-
 def apply_update(doc: Document, update: Mapping[str, Any], *, inserting: bool = False) -> None:
     """Apply a MongoDB update document to ``doc``: its top level changes in place, anything
     below is replaced rather than mutated, so a shallow copy of ``doc`` may be passed."""
@@ -164,10 +157,10 @@ def apply_update(doc: Document, update: Mapping[str, Any], *, inserting: bool = 
             elif op == "$push":
                 items = operand["$each"] if _is_operator_dict(operand) else [operand]
                 parent[leaf] = [*parent.get(leaf, []), *copy_document(items)]
-            elif op == "$pull":
+            elif op == "$pullAll":
                 current = parent.get(leaf)
                 if isinstance(current, list):
-                    parent[leaf] = [e for e in current if not _pull_matches(e, operand)]
+                    parent[leaf] = [e for e in current if e not in operand]
             else:
                 raise ValueError(f"update operator {op} is not supported by the embedded store")
 

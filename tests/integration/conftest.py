@@ -1,0 +1,111 @@
+"""Integration fixtures: the inventory service running for real (uvicorn on 127.0.0.1) on
+the real Kafka broker and MongoDB-wire server that `make test` started."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+import pytest
+import uvicorn
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+from fastapi import FastAPI
+
+from services.inventory.app import create_app
+from services.runtime.auth import Role
+from services.runtime.settings import Settings
+from tests.conftest import bearer, distributed_settings
+
+pytestmark = pytest.mark.integration
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RunningService:
+    url: str
+    settings: Settings
+    app: FastAPI
+
+    def client(self, role: Role | None = Role.WRITER) -> httpx.AsyncClient:
+        headers = bearer(self.settings, role) if role else {}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
+
+
+@asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[RunningService]:
+    app = create_app(settings)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    for _ in range(600):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.05)
+    if not server.started:
+        task.cancel()
+        pytest.fail("the inventory service did not start; see the log above", pytrace=False)
+    try:
+        yield RunningService(f"http://127.0.0.1:{port}", settings, app)
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, mongo_url: str) -> Settings:
+    return distributed_settings(kafka_bootstrap, mongo_url)
+
+
+@pytest.fixture
+async def service(settings: Settings) -> AsyncIterator[RunningService]:
+    async with serve(settings) as running:
+        yield running
+
+
+async def read_topic(bootstrap: str, topic: str, want: Callable[[list[ConsumerRecord]], bool],
+                     timeout: float = 30.0) -> list[ConsumerRecord]:
+    """Everything on ``topic`` from the beginning, read by a plain aiokafka consumer (no
+    group) until ``want`` is satisfied; then a short while more, to catch extra copies."""
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        satisfied_at: float | None = None
+        while loop.time() < deadline:
+            batches = await consumer.getmany(timeout_ms=200)
+            for batch in batches.values():
+                records.extend(batch)
+            if satisfied_at is None and want(records):
+                satisfied_at = loop.time()
+            if satisfied_at is not None and loop.time() - satisfied_at > 1.0:
+                return records
+        raise AssertionError(f"{topic}: wanted records did not arrive in {timeout}s; got {len(records)}")
+    finally:
+        await consumer.stop()
+
+
+def events_for(records: list[ConsumerRecord], key: str) -> list[dict[str, object]]:
+    return [json.loads(r.value) for r in records if r.key == key.encode()]
+
+
+async def produce(bootstrap: str, topic: str, key: str, value: bytes) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value, key=key.encode())
+    finally:
+        await producer.stop()
