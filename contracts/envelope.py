@@ -7,7 +7,6 @@ order. Trace context travels in the Kafka headers (W3C ``traceparent``), not her
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
 from typing import Any, Literal
@@ -38,10 +37,6 @@ class Envelope(BaseModel):
     @classmethod
     def from_bytes(cls, raw: bytes) -> Envelope:
         return cls.model_validate_json(raw)
-
-    def to_document(self) -> dict[str, Any]:
-        """A JSON-safe dict, for storing the event in an outbox."""
-        return json.loads(self.model_dump_json())
 
 
 def new_envelope(

@@ -102,9 +102,10 @@ class ImportSource:
     def rows(self) -> Iterator[SourceRow]:
         try:
             with self._open() as file:
-                yield from (self._csv_rows(file) if self.media_type == CSV else self._json_rows(file))
+                yield from (self._csv_rows(file) if self.media_type == CSV
+                            else self._json_rows(file))
         except UnicodeDecodeError as error:
-            raise SourceError(f"{self.path}: not UTF-8 text (byte {error.start} of a read block)") from None
+            raise SourceError(f"{self.path}: not UTF-8 text ({error.reason})") from None
 
     def count(self) -> int:
         return sum(1 for _ in self.rows())
@@ -122,7 +123,8 @@ class ImportSource:
                 text, count = lines.take()
                 if not record:  # a blank line: the API's reader skips it too
                     continue
-                tag = record[tag_at].strip() or None if tag_at is not None and tag_at < len(record) else None
+                tag = (record[tag_at].strip() or None
+                       if tag_at is not None and tag_at < len(record) else None)
                 yield SourceRow(text, lines.number - count + 1, lines.number, tag)
         except csv.Error as error:
             raise SourceError(f"{self.path}: CSV line {lines.number}: {error}") from None
@@ -137,7 +139,7 @@ class ImportSource:
                     yield SourceRow(line, number, number, _json_asset_tag(line))
 
     def batch(self, rows: Sequence[SourceRow]) -> Batch:
-        """One request body holding ``rows`` (call while or after ``rows()`` ran: CSV needs the header)."""
+        """One request body holding ``rows`` (taken from ``rows()``, which read the CSV header)."""
         if self.media_type == JSON_LINES:
             lines = {n: row.line for n, row in enumerate(rows, start=1)}
             text = "".join(row.text + "\n" for row in rows)

@@ -100,7 +100,7 @@ async def list_devices(
     query = DeviceQuery(kind=kind, os_family=os_family, os_version=os_version, site=site,
                         borough=borough, unit=unit, state=state, application=application)
     after = decode_cursor(cursor) if cursor else None
-    page = await handlers(request).list(query, after=after, limit=limit)
+    page = await handlers(request).page(query, after=after, limit=limit)
     return DevicesPage(items=page.items, next_cursor=encode_cursor(page.last) if page.last else None)
 
 
@@ -124,6 +124,9 @@ async def import_devices(request: Request, _: Writer) -> ImportReportOut:
         raise UnsupportedMediaType(str(error)) from None
     except ImportFormatError as error:
         raise InvalidInput(str(error)) from None
+    metrics = request.app.state.runtime.metrics
+    for outcome in ("created", "updated", "unchanged", "rejected"):
+        metrics.import_rows.labels("inventory", outcome).inc(getattr(report, outcome))
     return ImportReportOut(
         received=report.received, created=report.created, updated=report.updated,
         unchanged=report.unchanged, rejected=report.rejected,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -76,7 +77,7 @@ class InventoryHandlers:
             raise NotFound(f"no device with asset tag {asset_tag}")
         return found[0]
 
-    async def list(self, query: DeviceQuery, *, after: str | None, limit: int) -> DevicePage:
+    async def page(self, query: DeviceQuery, *, after: str | None, limit: int) -> DevicePage:
         return await self.devices.page(query, after=after, limit=limit)
 
     async def update(self, asset_tag: str, patch: DevicePatch, expected_version: int | None) -> Device:
@@ -140,6 +141,7 @@ class InventoryHandlers:
             if len(chunk) >= self._chunk_size:
                 await self._import_chunk(chunk, report)
                 chunk = []
+                await asyncio.sleep(0)  # let requests in between chunks, even on the embedded store
         if chunk:
             await self._import_chunk(chunk, report)
         await self._relay.drain()

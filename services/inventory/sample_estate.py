@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -72,7 +73,8 @@ LAPTOPS = (
 )
 TABLETS = (
     ("ios", "9.3", HardwareProfile("Apple iPad Air 2", "Apple A8X", "arm64", 3, (2048,), (64,), "none", "vendor", 3)),
-    ("windows", "8.1", HardwareProfile("Microsoft Surface Pro 3", "Core i5-4300U", "x64", 2, (4096,), (128,), "2.0", "uefi", 2)),
+    ("windows", "8.1",
+     HardwareProfile("Microsoft Surface Pro 3", "Core i5-4300U", "x64", 2, (4096,), (128,), "2.0", "uefi", 2)),
 )
 CAMERA = HardwareProfile("Axon Body", "ARM Cortex-A9", "arm64", 1, (256,), (32,), "none", "vendor", 1)
 CAMERA_SITES = ("Hammersmith Police Station", "Shepherd's Bush Police Station", "Fulham Police Station")
@@ -112,12 +114,12 @@ def _legacy_applications(unit: str, rng: random.Random) -> list[str]:
 
 def generate(seed: int = 2014, size: EstateSize = EstateSize()) -> Iterator[DeviceSpec]:
     rng = random.Random(seed)
-    weights = [p.weight for p in XP_DESKTOPS]
+    cum_weights = list(itertools.accumulate(p.weight for p in XP_DESKTOPS))
     for n in range(1, size.xp_desktops + 1):
         location = _location(rng)
         yield DeviceSpec.model_validate({
             "asset_tag": f"MPS-D-{n:06d}", "kind": DeviceKind.DESKTOP, "os": {"family": "windows", "version": "XP"},
-            "hardware": _hardware(rng.choices(XP_DESKTOPS, weights)[0], rng), "location": location,
+            "hardware": _hardware(rng.choices(XP_DESKTOPS, cum_weights=cum_weights)[0], rng), "location": location,
             "applications": _legacy_applications(str(location["unit"]), rng)})
     for n in range(size.xp_desktops + 1, size.xp_desktops + size.win7_desktops + 1):
         yield DeviceSpec.model_validate({

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -43,11 +42,13 @@ CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json; charset=u
 
 
 def outbox_entries(envelopes: Iterable[Envelope]) -> list[Document]:
-    """Pending-event entries for the events of one change, with the current trace context."""
+    """Pending-event entries for the events of one change, with the current trace context.
+    The event is kept as its JSON text: exactly the bytes that will be published, and cheap
+    to store and copy."""
     trace = current_trace_carrier()
     return [
         {"id": e.id, "topic": event_type(e.type).topic, "key": e.subject, "type": e.type,
-         "event": e.to_document(), "trace": trace}
+         "event": e.model_dump_json(), "trace": trace}
         for e in envelopes
     ]
 
@@ -197,7 +198,7 @@ class OutboxRelay:
                 headers = (*headers_from_carrier(current_trace_carrier()), CONTENT_TYPE_HEADER)
             for index in indexes:
                 entry = entries[index]
-                value = json.dumps(entry["event"], separators=(",", ":")).encode()
+                value = entry["event"].encode()
                 messages[index] = OutgoingMessage(entry["topic"], entry["key"], value,
                                                   (*headers, ("ce_type", entry["type"].encode())))
         return [m for m in messages if m is not None]

@@ -223,4 +223,6 @@ async def test_health_and_metrics(anonymous: httpx.AsyncClient, writer: httpx.As
     assert ready.status_code == 200 and ready.json()["checks"] == {"store": "ok", "bus": "ok"}
     await writer.get("/devices/MPS-D-999999")
     text = (await anonymous.get("/metrics")).text
-    assert 'http_requests_total{method="GET",route="/devices/{asset_tag}",service="estate-platform",status="404"}' in text
+    expected = ('http_requests_total{method="GET",route="/devices/{asset_tag}",'
+                'service="estate-platform",status="404"}')
+    assert expected in text

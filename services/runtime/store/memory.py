@@ -135,7 +135,9 @@ class MemoryCollection:
         self._insert(doc)
         return self._docs[doc["_id"]]
 
-    def _update_one(self, filter: Filter, update: Mapping[str, Any], upsert: bool) -> tuple[Document | None, BulkResult]:
+    def _update_one(
+        self, filter: Filter, update: Mapping[str, Any], upsert: bool
+    ) -> tuple[Document | None, BulkResult]:
         found = self._matching(filter)
         if found:
             before = found[0]

@@ -1,0 +1,232 @@
+"""The ``estate`` commands: thin wrappers that parse options, call one module, show the result.
+
+Exit codes: 0 done; 1 failed (nothing or only part of the work was done; the message says
+which); 2 an import stored the good rows and rejected some (or, click's convention, the
+command line itself was wrong).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+OK, FAILED, REJECTED = 0, 1, 2
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+app = typer.Typer(name="estate", no_args_is_help=True, add_completion=False,
+                  pretty_exceptions_show_locals=False,
+                  help="The estate modernisation platform, from the command line: run it, "
+                       "load devices into it, get a token, look after dead letters.")
+
+
+class RoleName(StrEnum):
+    READER = "reader"
+    WRITER = "writer"
+    ADMIN = "admin"
+
+
+class ServiceName(StrEnum):
+    PLATFORM = "platform"
+    INVENTORY = "inventory"
+
+
+def _say(message: str) -> None:
+    typer.echo(message, err=True)
+
+
+def _fail(message: str, code: int = FAILED) -> NoReturn:
+    _say(f"error: {message}")
+    raise typer.Exit(code)
+
+
+def _settings(**overrides: Any) -> Any:
+    from pydantic import ValidationError
+
+    from services.runtime.settings import Settings
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        _fail("the settings (ESTATE_* environment variables) are not valid: "
+              + "; ".join(e["msg"].removeprefix("Value error, ") for e in error.errors()))
+
+
+@app.command("sample-estate")
+def sample_estate(
+    seed: Annotated[int, typer.Option(help="The same seed always gives the same estate")] = 2014,
+    out: Annotated[str, typer.Option(help="CSV file to write, or - for standard output")] = "-",
+    size_scale: Annotated[float, typer.Option(hidden=True, min=0)] = 1.0,
+) -> None:
+    """Write the sample estate (the Met in April 2014) as an import CSV."""
+    from dataclasses import fields
+
+    from services.inventory.sample_estate import EstateSize, generate, write_csv
+    full = EstateSize()
+    size = EstateSize(**{f.name: round(getattr(full, f.name) * size_scale) for f in fields(full)})
+    if out == "-":
+        count = write_csv(generate(seed, size), sys.stdout)  # type: ignore[arg-type]
+        sys.stdout.flush()
+    else:
+        try:
+            with Path(out).open("w", encoding="utf-8", newline="") as file:
+                count = write_csv(generate(seed, size), file)  # type: ignore[arg-type]
+        except OSError as error:
+            _fail(f"cannot write {out}: {error.strerror or error}")
+    _say(f"wrote {count} devices (seed {seed}) to {'standard output' if out == '-' else out}")
+
+
+@app.command("import")
+def import_file(
+    file: Annotated[Path, typer.Argument(help="A .csv file (with a header row) or .jsonl/.ndjson")],
+    url: Annotated[str, typer.Option(envvar="ESTATE_URL",
+                                     help="The inventory's base URL")] = DEFAULT_URL,
+    token: Annotated[str | None, typer.Option(
+        envvar="ESTATE_TOKEN", show_default=False,
+        help="A writer token (estate token --role writer)")] = None,
+    batch_rows: Annotated[int, typer.Option(min=1, help="Rows per request")] = 5000,
+    errors_out: Annotated[Path | None, typer.Option(
+        help="Write every rejected row here (CSV)")] = None,
+) -> None:
+    """Import devices into a running inventory, in batches, and report each rejected row.
+
+    Exit code 0: every row stored; 2: some rows rejected (the rest stored); 1: failed.
+    Importing the same file again is safe: rows are keyed by asset tag.
+    """
+    from services.cli import importer, render
+    from services.cli.source import ImportSource, SourceError
+    try:
+        source = ImportSource(file)
+        total = source.count()
+        if total == 0:
+            _say(f"{file} has no rows to import")
+        with importer.client(url, token) as http, render.row_progress(total) as progress:
+            task = progress.add_task("import", total=total)
+            summary = importer.run_import(http, source, batch_rows,
+                                          lambda n: progress.advance(task, n))
+    except SourceError as error:
+        _fail(str(error))
+    except importer.Unreachable as error:
+        _fail(f"the platform isn't reachable at {url} ({error}).\nStart it with `make run` "
+              f"(or `estate run`), or point --url / ESTATE_URL at it.")
+    except importer.ImportFailed as error:
+        _report_failure(error)
+    if errors_out is not None:
+        try:
+            with errors_out.open("w", encoding="utf-8", newline="") as out:
+                summary.write_errors(out)
+        except OSError as error:
+            _fail(f"cannot write {errors_out}: {error.strerror or error}")
+    render.import_summary(render.stdout(), summary, str(errors_out) if errors_out else None)
+    raise typer.Exit(REJECTED if summary.rejected else OK)
+
+
+def _report_failure(error: Any) -> NoReturn:
+    _say(f"error: the import failed: {error}")
+    for line in error.errors[:20]:
+        _say(f"  {line}")
+    if error.status == 401:
+        _say("Get a token with `estate token --role writer`; pass it as --token or ESTATE_TOKEN.")
+    if error.rows_done:
+        _say(f"The first {error.rows_done} rows were sent before this; importing the file again "
+             f"is safe (rows are keyed by asset tag).")
+    raise typer.Exit(FAILED)
+
+
+@app.command()
+def token(
+    role: Annotated[RoleName, typer.Option(help="What the token may do")] = RoleName.READER,
+    subject: Annotated[str | None, typer.Option(help="Who it is for [default: your user name]",
+                                                show_default=False)] = None,
+    hours: Annotated[float, typer.Option(min=0.01, help="How long it is valid")] = 8.0,
+) -> None:
+    """Print a bearer token signed with this machine's ESTATE_JWT_SECRET (embedded mode)."""
+    from datetime import timedelta
+
+    from services.runtime.auth import Role, issue_token
+    from services.runtime.clock import SystemClock
+    settings = _settings()
+    name = subject or _user()
+    typer.echo(issue_token(settings, subject=name, roles=[Role.parse(role.value)],
+                           now=SystemClock().now(), ttl=timedelta(hours=hours)))
+    _say(f"{role.value} token for {name}, valid {hours:g} h")
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "estate-cli"
+
+
+@app.command()
+def run(
+    service: Annotated[ServiceName, typer.Option(
+        help="platform: every service in one process; inventory: that service alone",
+    )] = ServiceName.PLATFORM,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="PORT")] = 8000,
+    sample_estate: Annotated[bool | None, typer.Option(
+        "--sample-estate/--no-sample-estate", show_default=False,
+        help="Load the sample estate [default: yes for the embedded platform]")] = None,
+    log_level: Annotated[str, typer.Option(hidden=True)] = "info",
+) -> None:
+    """Run the platform (embedded by default; ESTATE_MODE=distributed uses Kafka and MongoDB)."""
+    import uvicorn
+
+    from services.runtime.settings import Mode
+    settings = _settings()
+    overrides: dict[str, Any] = {}
+    if sample_estate is not None:
+        overrides["load_sample_estate"] = sample_estate
+    elif "ESTATE_LOAD_SAMPLE_ESTATE" not in os.environ:
+        overrides["load_sample_estate"] = (service is ServiceName.PLATFORM
+                                           and settings.mode is Mode.EMBEDDED)
+    if service is ServiceName.INVENTORY and "ESTATE_SERVICE_NAME" not in os.environ:
+        overrides["service_name"] = "inventory"
+    settings = _settings(**overrides)
+    if service is ServiceName.PLATFORM:
+        from services.embedded import create_app
+    else:
+        from services.inventory.app import create_app
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    base = f"http://{shown}:{port}"
+    sample = ", sample estate loading" if settings.load_sample_estate else ""
+    _say(f"estate {service.value} ({settings.mode.value}{sample}) at {base}\n"
+         f"  API docs: {base}/docs\n"
+         f"  tokens:   estate token --role reader   |   estate token --role writer")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+
+
+@app.command("dead-letters")
+def dead_letters(
+    topic: Annotated[str, typer.Option(
+        help="The topic whose dead letters to show")] = "inventory.devices",
+    bootstrap: Annotated[str, typer.Option(envvar="ESTATE_KAFKA_BOOTSTRAP")] = "127.0.0.1:39092",
+    replay: Annotated[bool, typer.Option(help="Republish each to its original topic")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="At most this many")] = None,
+) -> None:
+    """List the messages on <topic>.dead-letter (Kafka), or replay them."""
+    from services.cli import render
+    from services.cli.dead_letters import Kafka, KafkaUnreachable
+    from services.cli.dead_letters import dead_letters as read
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its retries are not news here
+    console = render.stdout()
+    try:
+        letters = asyncio.run(read(Kafka(bootstrap), topic, replay=replay, limit=limit))
+    except KafkaUnreachable as error:
+        _fail(f"{error}\nStart the local broker with `make infra-up`, or pass --bootstrap.")
+    if letters is None:
+        console.print(f"no topic {topic}.dead-letter on {bootstrap}: "
+                      f"nothing was ever dead-lettered", markup=False)
+        return
+    if letters:
+        console.print(render.dead_letters_table(letters))
+    verb = "replayed" if replay else "found"
+    console.print(f"{verb} {len(letters)} dead letter(s) on {topic}.dead-letter", markup=False)
