@@ -37,11 +37,11 @@ PORT="${FERRETDB_PORT:-37017}"
 LISTEN="127.0.0.1:$PORT"
 URI="mongodb://$LISTEN/"
 LOG_LEVEL="${FERRETDB_LOG_LEVEL:-warn}"
-# FerretDB 1.24 passes _pragma parameters to modernc.org/sqlite and only adds its
-# defaults (busy_timeout(10000), journal_mode(wal), auto_vacuum(none)) for those not
-# given. synchronous(normal) is safe with WAL (no corruption; a power cut may lose the
-# last commits) and makes every write cheaper; the data is throwaway anyway.
-SQLITE_QUERY="${FERRETDB_SQLITE_QUERY-_pragma=journal_mode(wal)&_pragma=synchronous(normal)}"
+# FerretDB 1.24 passes _pragma parameters to modernc.org/sqlite and adds its own defaults
+# (busy_timeout(10000), journal_mode(wal), auto_vacuum(none)). Leave them alone: with
+# "_pragma=journal_mode(wal)&_pragma=synchronous(normal)" a bulk update of ~100 documents of
+# ~1.5 KB hangs the server for good (seen with pymongo bulk_write; small documents pass).
+SQLITE_QUERY="${FERRETDB_SQLITE_QUERY-}"
 SQLITE_URL="file:$DATA_DIR/${SQLITE_QUERY:+?$SQLITE_QUERY}"
 
 PYTHON="${PYTHON:-$REPO/.venv/bin/python}"
@@ -52,8 +52,66 @@ STOP_GRACE="${FERRETDB_STOP_GRACE:-15}"
 log() { printf 'ferretdb: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
+# Build-time patches: two one-line fixes to FerretDB 1.24.2 (the module is copied from the
+# module cache, patched, and wired in with a go.work `replace`; `go build -overlay` refuses
+# files in GOMODCACHE). Each must match exactly once, else the build fails loudly.
+# FERRETDB_PATCHES=0 builds stock FerretDB.
+#  1. SQLite looks documents up by _id with `_ferretdb_sjson->'$._id' = ?` but the _id index
+#     is on `_ferretdb_sjson->"_id"`; SQLite uses an expression index only for the same
+#     expression, so every find/update/delete by _id, and each per-document write of an
+#     update_many, scanned the whole table. Same results, now via the index.
+#  2. The `update` command defers closing each statement's read cursor to the end of the
+#     whole command, so a command with >= 100 statements (bulk_write of 100 UpdateOne)
+#     exhausts the 100-connection pool and hangs forever, wedging that database. Close the
+#     cursor after each statement (closing twice is harmless).
+PATCHES="${FERRETDB_PATCHES:-1}"
+PATCH_FILES=(
+    internal/backends/sqlite/metadata/metadata.go
+    internal/handler/msg_update.go
+)
+PATCH_FROMS=(
+    "IDColumn = DefaultColumn + \"->'\$._id'\""
+    'result, err := common.UpdateDocument(ctx, c, "update", iter, &u)'
+)
+PATCH_TOS=(
+    'IDColumn = DefaultColumn + `->"_id"` // estate-platform patch: match the _id index'
+    'result, err := common.UpdateDocument(ctx, c, "update", iter, &u); closer.Close() // estate-platform patch'
+)
+
 source_hash() {
-    (cd "$SRC" && cat go.mod go.sum main.go) | sha256sum | cut -c1-16
+    {
+        (cd "$SRC" && cat go.mod go.sum main.go)
+        if [[ "$PATCHES" == 1 ]]; then
+            printf '%s\n' "${PATCH_FILES[@]}" "${PATCH_FROMS[@]}" "${PATCH_TOS[@]}"
+        fi
+    } | sha256sum | cut -c1-16
+}
+
+# Prepares $CACHE_DIR/patched/{FerretDB,go.work}; prints the go.work path.
+make_workspace() {
+    local dir work="$CACHE_DIR/patched" i f
+    (cd "$SRC" && "$GO" mod download github.com/FerretDB/FerretDB) >&2 || die "go mod download failed"
+    dir="$(cd "$SRC" && "$GO" list -m -f '{{.Dir}}' github.com/FerretDB/FerretDB)"
+    [[ -n "$dir" && -d "$dir" ]] || die "FerretDB module not found in the module cache"
+    rm -rf "$work"
+    mkdir -p "$work"
+    cp -R "$dir" "$work/FerretDB"
+    chmod -R u+w "$work/FerretDB"
+    for i in "${!PATCH_FILES[@]}"; do
+        f="$work/FerretDB/${PATCH_FILES[$i]}"
+        [[ "$(grep -cF -- "${PATCH_FROMS[$i]}" "$f")" == 1 ]] \
+            || die "patch $((i + 1)) does not apply to ${PATCH_FILES[$i]} (FerretDB changed?); FERRETDB_PATCHES=0 builds stock"
+        PATCH_FROM="${PATCH_FROMS[$i]}" PATCH_TO="${PATCH_TOS[$i]}" awk '
+            (i = index($0, ENVIRON["PATCH_FROM"])) {
+                $0 = substr($0, 1, i - 1) ENVIRON["PATCH_TO"] substr($0, i + length(ENVIRON["PATCH_FROM"]))
+            }
+            { print }' "$f" >"$f.patched"
+        grep -qF -- "${PATCH_TOS[$i]}" "$f.patched" || die "patch $((i + 1)) failed"
+        mv -f "$f.patched" "$f"
+    done
+    printf 'go 1.24\n\nuse "%s"\n\nreplace github.com/FerretDB/FerretDB v1.24.2 => "%s"\n' \
+        "$SRC" "$work/FerretDB" >"$work/go.work"
+    printf '%s' "$work/go.work"
 }
 
 cmd_install() {
@@ -74,11 +132,16 @@ cmd_install() {
         exec 9>&-
         return 0
     fi
-    log "building FerretDB $FERRETDB_VERSION into $BIN (first build takes a few minutes)"
+    log "building FerretDB $FERRETDB_VERSION into $BIN (first build: ~1-2 min on 2 cores)"
     local tmp="$BIN.tmp.$$" start=$SECONDS
+    local gowork=off
+    if [[ "$PATCHES" == 1 ]]; then
+        gowork="$(make_workspace)"
+    fi
     # Default GOPATH/GOMODCACHE/GOCACHE so the module and build caches are reused.
     # go.sum is committed; -mod=readonly (the default) keeps the build reproducible.
-    if ! (cd "$SRC" && CGO_ENABLED=0 "$GO" build -trimpath -buildvcs=false -o "$tmp" .); then
+    if ! (cd "$SRC" && GOWORK="$gowork" GOFLAGS= CGO_ENABLED=0 \
+        "$GO" build -trimpath -buildvcs=false -o "$tmp" .); then
         rm -f "$tmp"
         exec 9>&-
         die "go build failed"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from contracts.envelope import Envelope, new_envelope
 from contracts.inventory import LifecycleState, Sanitisation
@@ -148,16 +149,26 @@ class InventoryHandlers:
         return report
 
     async def _import_chunk(self, rows: list[ParsedRow], report: ImportReport) -> None:
+        """New devices first, in one unordered insert (the common case, and the fast one);
+        the rows whose asset tag is already taken then go through the update path."""
         now = self._clock.now()
+        fresh = [(row, self._new_document(domain.register(row.spec, now))) for row in rows]  # type: ignore[arg-type]
+        result = await self.devices.collection.insert_many([doc for _, doc in fresh])
+        taken = set(result.duplicate_indexes)
+        report.created += len(fresh) - len(taken)
+        self._relay.submit(DEVICES, (doc for i, (_, doc) in enumerate(fresh) if i not in taken))
+        if taken:
+            await self._import_known([fresh[i][0] for i in sorted(taken)], report, now)
+
+    async def _import_known(self, rows: list[ParsedRow], report: ImportReport, now: datetime) -> None:
         existing = await self.devices.get_many(r.spec.asset_tag for r in rows)  # type: ignore[union-attr]
-        inserts: list[tuple[ParsedRow, Document]] = []
         updates: list[tuple[ParsedRow, UpdateOp, list[Document]]] = []
         for row in rows:
             spec = row.spec
             assert spec is not None
             current = existing.get(spec.asset_tag)
-            if current is None:
-                inserts.append((row, self._new_document(domain.register(spec, now))))
+            if current is None:  # devices are never deleted; a tag taken is a tag that stays
+                report.reject(RowError(row.line, spec.asset_tag, None, "the device vanished while importing"))
                 continue
             patch = DevicePatch(os=spec.os, hardware=spec.hardware, location=spec.location,
                                 applications=spec.applications)
@@ -171,18 +182,7 @@ class InventoryHandlers:
                 continue
             update, entries = self._change_update(change)
             updates.append((row, UpdateOp({"_id": spec.asset_tag, "version": current.version}, update), entries))
-        await self._store_inserts(inserts, report)
         await self._store_updates(updates, report)
-
-    async def _store_inserts(self, inserts: list[tuple[ParsedRow, Document]], report: ImportReport) -> None:
-        result = await self.devices.collection.insert_many([doc for _, doc in inserts])
-        refused = set(result.duplicate_indexes)
-        for index in sorted(refused):
-            row = inserts[index][0]
-            report.reject(RowError(row.line, inserts[index][1]["_id"], "asset_tag",
-                                   "registered by another request while importing; import again"))
-        report.created += len(inserts) - len(refused)
-        self._relay.submit(DEVICES, (doc for i, (_, doc) in enumerate(inserts) if i not in refused))
 
     async def _store_updates(self, updates: list[tuple[ParsedRow, UpdateOp, list[Document]]],
                              report: ImportReport) -> None:
@@ -201,10 +201,10 @@ class InventoryHandlers:
                 report.reject(RowError(row.line, tag, None, "the device changed while importing; import again"))
 
     async def _updates_that_landed(self, updates: list[tuple[ParsedRow, UpdateOp, list[Document]]]) -> set[str]:
-        ours = {e["id"] for _, _, entries in updates for e in entries}
-        docs = await self.devices.collection.find(
-            {"_id": {"$in": [op.filter["_id"] for _, op, _ in updates]}}, projection=["outbox"])
-        return {d["_id"] for d in docs if any(e.get("id") in ours for e in d.get("outbox", []))}
+        """After a partly matched batch: the devices whose stored version is the one we wrote."""
+        wanted = {op.filter["_id"]: op.update["$set"]["version"] for _, op, _ in updates}
+        stored = await self.devices.get_many(wanted)
+        return {tag for tag, device in stored.items() if device.version == wanted[tag]}
 
     # -- events -------------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import re
@@ -11,10 +12,11 @@ from typing import Any
 
 from services.inventory.domain import Device
 from services.runtime.errors import InvalidInput
-from services.runtime.outbox import OUTBOX, PENDING
+from services.runtime.outbox import OUTBOX
 from services.runtime.store import Collection, Document, Store
 
 DEVICES = "devices"
+LOOKUP_CONCURRENCY = 50
 
 INDEXES: tuple[tuple[tuple[str, int], ...], ...] = (
     (("kind", 1), ("_id", 1)),
@@ -23,10 +25,9 @@ INDEXES: tuple[tuple[tuple[str, int], ...], ...] = (
     (("location.borough", 1), ("_id", 1)),
     (("state", 1), ("_id", 1)),
     (("applications", 1), ("_id", 1)),
-    ((PENDING, 1),),
 )
 
-_INTERNAL = ("_id", OUTBOX, PENDING)
+_INTERNAL = ("_id", OUTBOX)
 _CURSOR_TAG = re.compile(r"^[A-Z0-9][A-Z0-9-]{2,31}$")
 
 
@@ -94,8 +95,16 @@ class DeviceStore:
         return (from_document(doc), doc) if doc else None
 
     async def get_many(self, asset_tags: Iterable[str]) -> dict[str, Device]:
-        docs = await self.collection.find({"_id": {"$in": list(asset_tags)}})
-        return {d["_id"]: from_document(d) for d in docs}
+        """Devices by asset tag, looked up one by one, a few at a time: a lone ``_id``
+        lookup is indexed on MongoDB and FerretDB alike, where FerretDB 1.x answers
+        ``{"_id": {"$in": [...]}}`` with a full scan (seconds at 35,000 devices)."""
+        tags = list(dict.fromkeys(asset_tags))
+        found: dict[str, Device] = {}
+        for start in range(0, len(tags), LOOKUP_CONCURRENCY):
+            docs = await asyncio.gather(*(self.collection.find_one({"_id": t})
+                                          for t in tags[start:start + LOOKUP_CONCURRENCY]))
+            found.update((d["_id"], from_document(d)) for d in docs if d is not None)
+        return found
 
     async def page(self, query: DeviceQuery, *, after: str | None, limit: int) -> DevicePage:
         criteria = query.filter()

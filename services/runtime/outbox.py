@@ -1,14 +1,18 @@
 """Transactional outbox without transactions: pending events live inside the changed document.
 
 A handler writes the new state and the events announcing it in ONE single-document write
-(``outbox`` array + ``outbox_pending`` flag). The relay then publishes them and removes
-exactly the entries it published (``$pullAll`` of those entries), so events a concurrent change appended
-meanwhile stay; the flag is cleared only where the outbox is then empty. A crash between
-the write and the publish loses nothing: the events are still in the document and the
-relay's scan publishes them after restart.
+(the document's ``outbox`` array). The relay publishes them (acks=all) and afterwards
+removes exactly the entries it published (``$pullAll`` of those entries, by ``_id``), so
+events that a concurrent change appended meanwhile stay. A crash between the write and the
+publish loses nothing: the events are still in the document, and the relay's scan at start
+(and after any failed publish) finds and publishes them.
 
-Publishing is at-least-once (a crash after publish but before the clear republishes), which
-is why consumers deduplicate on the event id.
+Clearing is housekeeping, done by a background task after publication: it costs one
+single-document update per changed document, which a bulk import should not wait for
+(FerretDB 1.x turns any filter other than a lone ``_id`` into a full scan, so clearing must
+go document by document). Until an entry is cleared the relay remembers it was published,
+so its scans do not publish it again; a crash before the clear republishes it on restart.
+Publishing is therefore at-least-once, which is why consumers deduplicate on the event id.
 """
 
 from __future__ import annotations
@@ -37,8 +41,9 @@ from services.runtime.telemetry import (
 log = logging.getLogger(__name__)
 
 OUTBOX = "outbox"
-PENDING = "outbox_pending"
+HAS_PENDING = {f"{OUTBOX}.0": {"$exists": True}}
 CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json; charset=utf-8")
+CLEAR_BATCH = 200
 
 
 def outbox_entries(envelopes: Iterable[Envelope]) -> list[Document]:
@@ -55,12 +60,12 @@ def outbox_entries(envelopes: Iterable[Envelope]) -> list[Document]:
 
 def new_with_outbox(doc: Document, entries: list[Document]) -> Document:
     """A document to insert, carrying the events that announce it."""
-    return {**doc, OUTBOX: entries, PENDING: True}
+    return {**doc, OUTBOX: entries}
 
 
 def set_with_outbox(changes: Document, entries: list[Document]) -> Document:
     """An update that sets ``changes`` and appends the events that announce them."""
-    return {"$set": {**changes, PENDING: True}, "$push": {OUTBOX: {"$each": entries}}}
+    return {"$set": changes, "$push": {OUTBOX: {"$each": entries}}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +77,7 @@ class _Pending:
 
 class OutboxRelay:
     def __init__(self, *, bus: Bus, store: Store, collections: Sequence[str], metrics: Metrics,
-                 telemetry: Telemetry, batch_size: int = 1000, scan_interval_s: float = 10.0) -> None:
+                 telemetry: Telemetry, batch_size: int = 1000, scan_interval_s: float = 300.0) -> None:
         self._bus = bus
         self._store = store
         self._collections = list(collections)
@@ -81,7 +86,11 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._scan_interval_s = scan_interval_s
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._to_clear: asyncio.Queue[_Pending] = asyncio.Queue()
+        self._unpublished = 0
+        self._published: set[str] = set()
+        """Ids of events published but not yet cleared from their documents."""
+        self._tasks: list[asyncio.Task[None]] = []
         self._busy = asyncio.Lock()
 
     def watch(self, collection: str) -> None:
@@ -89,21 +98,31 @@ class OutboxRelay:
             self._collections.append(collection)
 
     def submit(self, collection: str, docs: Iterable[Document]) -> None:
-        """Hand freshly written documents to the relay for immediate publication."""
+        """Hand freshly written documents (``_id`` and the new ``outbox`` entries) to the
+        relay for immediate publication."""
         for doc in docs:
             if doc.get(OUTBOX):
                 self._queue.put_nowait(_Pending(collection, doc["_id"], doc[OUTBOX]))
+                self._unpublished += len(doc[OUTBOX])
+        self._report_backlog()
 
     async def start(self) -> None:
         await self.scan()  # whatever a crashed predecessor left behind
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        self._tasks = [asyncio.create_task(self._run(), name="outbox-relay"),
+                       asyncio.create_task(self._clear_continuously(), name="outbox-clearer")]
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+    async def stop(self, clear_timeout_s: float = 30.0) -> None:
+        """Stop; first finish publishing what was submitted and, within a time limit,
+        clearing what was published (what is left is published again after restart)."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.drain(), clear_timeout_s)
+            await asyncio.wait_for(self._to_clear.join(), clear_timeout_s)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
 
     async def drain(self) -> None:
         """Publish everything submitted so far, now, in this task."""
@@ -111,6 +130,11 @@ class OutboxRelay:
             await self._publish_queued()
         async with self._busy:  # and wait for a batch the relay task has in flight
             pass
+
+    async def settle(self) -> None:
+        """Publish and clear everything submitted so far (tests, shutdown)."""
+        await self.drain()
+        await self._to_clear.join()
 
     async def _run(self) -> None:
         while True:
@@ -123,9 +147,16 @@ class OutboxRelay:
                 await self._publish_queued(first)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - the events stay stored; the scan retries them
+            except Exception:  # noqa: BLE001 - the events stay stored; a scan retries them
                 log.exception("outbox relay failed; events stay pending and will be retried")
                 await asyncio.sleep(1)
+                await self._scan_quietly()
+
+    async def _scan_quietly(self) -> None:
+        try:
+            await self.scan()
+        except Exception:  # noqa: BLE001
+            log.exception("outbox scan failed; the next one retries")
 
     async def _publish_queued(self, first: _Pending | None = None) -> None:
         batch: list[_Pending] = [first] if first is not None else []
@@ -133,28 +164,28 @@ class OutboxRelay:
         while not self._queue.empty() and events < self._batch_size:
             batch.append(self._queue.get_nowait())
             events += len(batch[-1].entries)
+        self._unpublished -= events
         try:
             await self._publish(batch)
         except Exception:
-            log.exception("publishing %d outbox documents failed; the scan will retry", len(batch))
+            log.error("publishing %d events failed; they stay stored and a scan retries them", events)
             raise
 
     async def scan(self) -> int:
         """Publish pending events found in the store; returns how many documents had some."""
         found = 0
         for name in self._collections:
-            collection = self._store.collection(name)
-            while True:
-                docs = await collection.find({PENDING: True}, projection=[OUTBOX],
-                                             limit=self._batch_size)
-                pending = [_Pending(name, d["_id"], d.get(OUTBOX, [])) for d in docs]
-                self._metrics.outbox_backlog.labels(name).set(len(pending))
-                if not pending:
-                    break
-                found += len(pending)
-                await self._publish(pending)
-                if len(pending) < self._batch_size:
-                    break
+            docs = await self._store.collection(name).find(HAS_PENDING, projection=[OUTBOX])
+            pending = []
+            for doc in docs:
+                entries = [e for e in doc.get(OUTBOX, []) if e["id"] not in self._published]
+                if entries:
+                    pending.append(_Pending(name, doc["_id"], entries))
+            found += len(pending)
+            for start in range(0, len(pending), self._batch_size):
+                await self._publish(pending[start:start + self._batch_size])
+        if found:
+            log.info("outbox scan published events of %d document(s)", found)
         return found
 
     async def _publish(self, batch: Sequence[_Pending]) -> None:
@@ -165,20 +196,42 @@ class OutboxRelay:
             for p in batch:
                 for e in p.entries:
                     self._metrics.events_published.labels(e["topic"], e["type"]).inc()
-            by_collection: dict[str, list[_Pending]] = {}
-            for p in batch:
-                by_collection.setdefault(p.collection, []).append(p)
-            for name, published in by_collection.items():
-                await self._clear(name, published)
+                    self._published.add(e["id"])
+                self._to_clear.put_nowait(p)
+        self._report_backlog()
 
-    async def _clear(self, collection_name: str, published: Sequence[_Pending]) -> None:
-        collection = self._store.collection(collection_name)
-        await collection.bulk_update([
-            UpdateOp({"_id": p.doc_id}, {"$pullAll": {OUTBOX: p.entries}})
-            for p in published
-        ])
-        await collection.update_many({"_id": {"$in": [p.doc_id for p in published]}, OUTBOX: []},
-                                     {"$set": {PENDING: False}})
+    async def _clear_continuously(self) -> None:
+        while True:
+            batch = [await self._to_clear.get()]
+            while not self._to_clear.empty() and len(batch) < CLEAR_BATCH:
+                batch.append(self._to_clear.get_nowait())
+            try:
+                await self._clear(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - published already; a restart republishes at worst
+                log.exception("clearing %d published outbox entries failed; retrying", len(batch))
+                for p in batch:
+                    self._to_clear.put_nowait(p)
+                await asyncio.sleep(1)
+            finally:
+                for _ in batch:
+                    self._to_clear.task_done()
+            self._report_backlog()
+
+    async def _clear(self, batch: Sequence[_Pending]) -> None:
+        by_collection: dict[str, list[_Pending]] = {}
+        for p in batch:
+            by_collection.setdefault(p.collection, []).append(p)
+        for name, published in by_collection.items():
+            await self._store.collection(name).bulk_update(
+                [UpdateOp({"_id": p.doc_id}, {"$pullAll": {OUTBOX: p.entries}}) for p in published])
+            for p in published:
+                self._published.difference_update(e["id"] for e in p.entries)
+
+    def _report_backlog(self) -> None:
+        self._metrics.outbox_backlog.labels("unpublished").set(self._unpublished)
+        self._metrics.outbox_backlog.labels("uncleared").set(len(self._published))
 
     def _messages(self, entries: Sequence[Document]) -> list[OutgoingMessage]:
         """Messages for the entries, in order; one producer span per originating trace (an
@@ -198,7 +251,6 @@ class OutboxRelay:
                 headers = (*headers_from_carrier(current_trace_carrier()), CONTENT_TYPE_HEADER)
             for index in indexes:
                 entry = entries[index]
-                value = entry["event"].encode()
-                messages[index] = OutgoingMessage(entry["topic"], entry["key"], value,
+                messages[index] = OutgoingMessage(entry["topic"], entry["key"], entry["event"].encode(),
                                                   (*headers, ("ce_type", entry["type"].encode())))
         return [m for m in messages if m is not None]

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     consumer_backoff_max_s: float = Field(default=5.0, ge=0)
 
     outbox_batch_size: int = Field(default=1000, ge=1)
-    outbox_scan_interval_s: float = Field(default=10.0, gt=0)
+    outbox_scan_interval_s: float = Field(default=300.0, gt=0)
 
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     import_chunk_size: int = Field(default=1000, ge=1)
