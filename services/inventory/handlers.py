@@ -18,6 +18,7 @@ from services.runtime.clock import Clock
 from services.runtime.errors import Conflict, FieldError, InvalidInput, NotFound, PreconditionFailed
 from services.runtime.outbox import OutboxRelay, new_with_outbox, outbox_entries, set_with_outbox
 from services.runtime.store import Document, DuplicateKeyError, UpdateOp
+from services.runtime.telemetry import current_trace_carrier
 
 SOURCE = "/estate/inventory"
 MAX_WRITE_ATTEMPTS = 3
@@ -44,12 +45,11 @@ class InventoryHandlers:
         self._clock = clock
         self._chunk_size = chunk_size
 
-    def _entries(self, change: Change) -> list[Document]:
+    def _entries(self, change: Change, trace: dict[str, str] | None = None) -> list[Document]:
         now = self._clock.now()
         return outbox_entries(
-            new_envelope(type=name, source=SOURCE, subject=change.device.asset_tag, time=now, data=data)
-            for name, data in change.events
-        )
+            (new_envelope(type=name, source=SOURCE, subject=change.device.asset_tag, time=now, data=data)
+             for name, data in change.events), trace)
 
     def _new_document(self, change: Change) -> Document:
         return new_with_outbox(to_document(change.device), self._entries(change))
@@ -127,32 +127,47 @@ class InventoryHandlers:
         report = ImportReport()
         first_line: dict[str, int] = {}
         chunk: list[ParsedRow] = []
-        for row in rows:
-            report.received += 1
-            if row.spec is None:
-                report.reject(*row.errors)
-                continue
-            tag = row.spec.asset_tag
-            if tag in first_line:
-                report.reject(RowError(row.line, tag, "asset_tag",
-                                       f"asset tag {tag} repeats line {first_line[tag]} of this file"))
-                continue
-            first_line[tag] = row.line
-            chunk.append(row)
-            if len(chunk) >= self._chunk_size:
-                await self._import_chunk(chunk, report)
-                chunk = []
-                await asyncio.sleep(0)  # let requests in between chunks, even on the embedded store
+        storing: asyncio.Task[None] | None = None
+        try:
+            for row in rows:
+                report.received += 1
+                if row.spec is None:
+                    report.reject(*row.errors)
+                    continue
+                tag = row.spec.asset_tag
+                if tag in first_line:
+                    report.reject(RowError(row.line, tag, "asset_tag",
+                                           f"asset tag {tag} repeats line {first_line[tag]} of this file"))
+                    continue
+                first_line[tag] = row.line
+                chunk.append(row)
+                if len(chunk) >= self._chunk_size:
+                    # Pipelined: this chunk's documents are built while the previous one is stored.
+                    fresh = self._registrations(chunk)
+                    if storing is not None:
+                        await storing
+                    storing = asyncio.create_task(self._import_chunk(fresh, report))
+                    chunk = []
+                    await asyncio.sleep(0)  # let requests in between chunks, even on the embedded store
+        finally:
+            if storing is not None:
+                await storing
         if chunk:
-            await self._import_chunk(chunk, report)
+            await self._import_chunk(self._registrations(chunk), report)
         await self._relay.drain()
         return report
 
-    async def _import_chunk(self, rows: list[ParsedRow], report: ImportReport) -> None:
+    def _registrations(self, rows: list[ParsedRow]) -> list[tuple[ParsedRow, Document]]:
+        """Each row as a new device document with its registration event (most rows are new)."""
+        now = self._clock.now()
+        trace = current_trace_carrier()
+        return [(row, new_with_outbox(to_document(change.device), self._entries(change, trace)))
+                for row in rows for change in (domain.register(row.spec, now),)]  # type: ignore[arg-type]
+
+    async def _import_chunk(self, fresh: list[tuple[ParsedRow, Document]], report: ImportReport) -> None:
         """New devices first, in one unordered insert (the common case, and the fast one);
         the rows whose asset tag is already taken then go through the update path."""
         now = self._clock.now()
-        fresh = [(row, self._new_document(domain.register(row.spec, now))) for row in rows]  # type: ignore[arg-type]
         result = await self.devices.collection.insert_many([doc for _, doc in fresh])
         taken = set(result.duplicate_indexes)
         report.created += len(fresh) - len(taken)

@@ -44,13 +44,16 @@ OUTBOX = "outbox"
 HAS_PENDING = {f"{OUTBOX}.0": {"$exists": True}}
 CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json; charset=utf-8")
 CLEAR_BATCH = 200
+CLEAR_AFTER_QUIET_S = 0.5
+"""Clearing waits until publishing has been quiet this long: during a bulk import the store's
+time goes to the import, and the clearing catches up afterwards."""
 
 
-def outbox_entries(envelopes: Iterable[Envelope]) -> list[Document]:
-    """Pending-event entries for the events of one change, with the current trace context.
-    The event is kept as its JSON text: exactly the bytes that will be published, and cheap
-    to store and copy."""
-    trace = current_trace_carrier()
+def outbox_entries(envelopes: Iterable[Envelope], trace: dict[str, str] | None = None) -> list[Document]:
+    """Pending-event entries for the events of one change, with the trace context (the
+    current one unless given). The event is kept as its JSON text: exactly the bytes that
+    will be published, and cheap to store and copy."""
+    trace = current_trace_carrier() if trace is None else trace
     return [
         {"id": e.id, "topic": event_type(e.type).topic, "key": e.subject, "type": e.type,
          "event": e.model_dump_json(), "trace": trace}
@@ -92,6 +95,7 @@ class OutboxRelay:
         """Ids of events published but not yet cleared from their documents."""
         self._tasks: list[asyncio.Task[None]] = []
         self._busy = asyncio.Lock()
+        self._last_publish = 0.0
 
     def watch(self, collection: str) -> None:
         if collection not in self._collections:
@@ -114,6 +118,7 @@ class OutboxRelay:
     async def stop(self, clear_timeout_s: float = 30.0) -> None:
         """Stop; first finish publishing what was submitted and, within a time limit,
         clearing what was published (what is left is published again after restart)."""
+        self._last_publish = float("-inf")  # no more waiting for quiet: clear now
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.drain(), clear_timeout_s)
             await asyncio.wait_for(self._to_clear.join(), clear_timeout_s)
@@ -134,6 +139,7 @@ class OutboxRelay:
     async def settle(self) -> None:
         """Publish and clear everything submitted so far (tests, shutdown)."""
         await self.drain()
+        self._last_publish = float("-inf")
         await self._to_clear.join()
 
     async def _run(self) -> None:
@@ -198,11 +204,15 @@ class OutboxRelay:
                     self._metrics.events_published.labels(e["topic"], e["type"]).inc()
                     self._published.add(e["id"])
                 self._to_clear.put_nowait(p)
+            self._last_publish = asyncio.get_running_loop().time()
         self._report_backlog()
 
     async def _clear_continuously(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             batch = [await self._to_clear.get()]
+            while loop.time() - self._last_publish < CLEAR_AFTER_QUIET_S:  # publishing comes first
+                await asyncio.sleep(CLEAR_AFTER_QUIET_S / 4)
             while not self._to_clear.empty() and len(batch) < CLEAR_BATCH:
                 batch.append(self._to_clear.get_nowait())
             try:
