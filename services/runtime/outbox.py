@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 OUTBOX = "outbox"
 HAS_PENDING = {f"{OUTBOX}.0": {"$exists": True}}
 CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json; charset=utf-8")
+RETRY_SCAN_S = 1.0
+"""After a failed publish, the relay scans the store again this soon (then at this pace)."""
 CLEAR_BATCH = 200
 CLEAR_AFTER_QUIET_S = 0.5
 """Clearing waits until publishing has been quiet this long: during a bulk import the store's
@@ -96,6 +98,7 @@ class OutboxRelay:
         self._tasks: list[asyncio.Task[None]] = []
         self._busy = asyncio.Lock()
         self._last_publish = 0.0
+        self._rescan = False
 
     def watch(self, collection: str) -> None:
         if collection not in self._collections:
@@ -144,25 +147,21 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         while True:
+            timeout = RETRY_SCAN_S if self._rescan else self._scan_interval_s
             try:
-                try:
-                    first = await asyncio.wait_for(self._queue.get(), self._scan_interval_s)
-                except TimeoutError:
-                    await self.scan()
-                    continue
-                await self._publish_queued(first)
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # noqa: BLE001 - the events stay stored; a scan retries them
-                log.exception("outbox relay failed; events stay pending and will be retried")
-                await asyncio.sleep(1)
+                first = await asyncio.wait_for(self._queue.get(), timeout)
+            except TimeoutError:
                 await self._scan_quietly()
+                continue
+            await self._publish_queued(first)
 
     async def _scan_quietly(self) -> None:
+        self._rescan = False
         try:
             await self.scan()
-        except Exception:  # noqa: BLE001
-            log.exception("outbox scan failed; the next one retries")
+        except Exception:  # noqa: BLE001 - the events stay stored; the next scan retries
+            log.exception("outbox scan failed; retrying in %.0f s", RETRY_SCAN_S)
+            self._rescan = True
 
     async def _publish_queued(self, first: _Pending | None = None) -> None:
         batch: list[_Pending] = [first] if first is not None else []
@@ -173,9 +172,9 @@ class OutboxRelay:
         self._unpublished -= events
         try:
             await self._publish(batch)
-        except Exception:
-            log.error("publishing %d events failed; they stay stored and a scan retries them", events)
-            raise
+        except Exception:  # noqa: BLE001 - stored, so not lost: a scan publishes them soon
+            log.exception("publishing %d events failed; they stay stored and a scan retries them", events)
+            self._rescan = True
 
     async def scan(self) -> int:
         """Publish pending events found in the store; returns how many documents had some."""
