@@ -11,7 +11,7 @@
 #   FERRETDB_PORT      TCP port on 127.0.0.1 (default 37017)
 #   FERRETDB_LOG_LEVEL debug|info|warn|error (default warn)
 #   FERRETDB_SQLITE_QUERY  query string appended to the SQLite URL
-#                      (default: WAL + synchronous=NORMAL, see below)
+#                      (default: WAL + synchronous=OFF, see below; "" = FerretDB defaults)
 #   PYTHON             interpreter with pymongo (default <repo>/.venv/bin/python)
 #   GO                 go command (default: go on PATH)
 #
@@ -37,11 +37,12 @@ PORT="${FERRETDB_PORT:-37017}"
 LISTEN="127.0.0.1:$PORT"
 URI="mongodb://$LISTEN/"
 LOG_LEVEL="${FERRETDB_LOG_LEVEL:-warn}"
-# FerretDB 1.24 passes _pragma parameters to modernc.org/sqlite and adds its own defaults
-# (busy_timeout(10000), journal_mode(wal), auto_vacuum(none)). Leave them alone: with
-# "_pragma=journal_mode(wal)&_pragma=synchronous(normal)" a bulk update of ~100 documents of
-# ~1.5 KB hangs the server for good (seen with pymongo bulk_write; small documents pass).
-SQLITE_QUERY="${FERRETDB_SQLITE_QUERY-}"
+# FerretDB 1.24 passes _pragma parameters to modernc.org/sqlite and adds its defaults
+# (busy_timeout(10000), journal_mode(wal), auto_vacuum(none)) only for those not given.
+# synchronous(off): no fsync per commit; measured 1.5-2.5x faster bulk updates and ~1.5x
+# faster single writes than the default (FULL) or NORMAL, which did not differ. Only an OS
+# crash or power cut could lose or corrupt data, and `start` wipes the data anyway.
+SQLITE_QUERY="${FERRETDB_SQLITE_QUERY-_pragma=journal_mode(wal)&_pragma=synchronous(off)}"
 SQLITE_URL="file:$DATA_DIR/${SQLITE_QUERY:+?$SQLITE_QUERY}"
 
 PYTHON="${PYTHON:-$REPO/.venv/bin/python}"

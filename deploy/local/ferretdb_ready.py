@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 import time
+from typing import Any
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
@@ -46,7 +47,7 @@ def main() -> int:
         if args.pid and not _alive(args.pid):
             print(f"ferretdb_ready: server process {args.pid} exited", file=sys.stderr)
             return 2
-        client = MongoClient(
+        client: MongoClient[dict[str, Any]] = MongoClient(
             args.uri,
             serverSelectionTimeoutMS=1000,
             connectTimeoutMS=1000,
@@ -57,10 +58,7 @@ def main() -> int:
             client.admin.command("ping")
             hello = client.admin.command("hello")
             if not args.quiet:
-                print(
-                    f"ferretdb_ready: {args.uri} answers "
-                    f"(maxWireVersion={hello.get('maxWireVersion')})"
-                )
+                print(f"ferretdb_ready: {args.uri} answers (maxWireVersion={hello.get('maxWireVersion')})")
             return 0
         except PyMongoError as exc:
             last_error = exc

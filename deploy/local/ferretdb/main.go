@@ -22,6 +22,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/FerretDB/FerretDB/build/version"
 	"github.com/FerretDB/FerretDB/ferretdb"
 )
 
@@ -72,6 +73,10 @@ func main() {
 	}
 	logger := slog.New(h)
 	slog.SetDefault(logger)
+
+	// Reported as buildInfo.ferretdbVersion (otherwise "unknown" in embedded builds);
+	// keep in sync with go.mod.
+	version.Get().Version = "v1.24.2"
 
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: *listen},

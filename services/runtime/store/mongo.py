@@ -13,6 +13,9 @@ from pymongo.errors import DuplicateKeyError as MongoDuplicateKeyError
 from services.runtime.store.base import BulkResult, Document, DuplicateKeyError, Filter, Sort, UpdateOp
 
 _DUPLICATE_KEY = 11000
+BULK_STATEMENTS = 90
+"""Statements per bulk write command: stock FerretDB 1.24 hangs on an update command of 100 or
+more statements (each keeps a pooled SQLite connection until the command ends)."""
 
 
 def _duplicates(error: BulkWriteError) -> list[int]:
@@ -92,6 +95,16 @@ class MongoCollection:
     async def bulk_update(self, ops: Sequence[UpdateOp]) -> BulkResult:
         if not ops:
             return BulkResult()
+        total = BulkResult()
+        for start in range(0, len(ops), BULK_STATEMENTS):
+            part = await self._bulk_update(ops[start:start + BULK_STATEMENTS])
+            total.matched += part.matched
+            total.modified += part.modified
+            total.upserted += part.upserted
+            total.duplicate_indexes += [start + i for i in part.duplicate_indexes]
+        return total
+
+    async def _bulk_update(self, ops: Sequence[UpdateOp]) -> BulkResult:
         requests = [UpdateOne(dict(o.filter), dict(o.update), upsert=o.upsert) for o in ops]
         try:
             r = await self._c.bulk_write(requests, ordered=False)
