@@ -43,11 +43,18 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        problem = ProblemError(str(error.detail))
-        problem.status = error.status_code  # type: ignore[misc]
-        problem.code = "http-error"  # type: ignore[misc]
-        problem.title = str(error.detail)  # type: ignore[misc]
-        return problem_response(problem, request)
+        return problem_response(_HttpProblem(error.status_code, str(error.detail)), request)
+
+
+class _HttpProblem(ProblemError):
+    """A plain HTTP error from the framework (unknown route, wrong method), in our shape."""
+
+    code = "http-error"
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status  # type: ignore[misc]
+        self.title = detail  # type: ignore[misc]
 
 
 class BodyLimit:
