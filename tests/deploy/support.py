@@ -1,0 +1,254 @@
+"""What the deploy-file tests share: file loaders, what the code defines (settings,
+metrics), and a small PromQL reader."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client.metrics import MetricWrapperBase
+
+from services.runtime.metrics import Metrics
+from services.runtime.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+DEPLOY = ROOT / "deploy"
+
+
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+
+
+DOCKERFILE = ROOT / "Dockerfile"
+
+
+PROMETHEUS_DIR = DEPLOY / "prometheus"
+
+
+ALERTS_FILE = PROMETHEUS_DIR / "alerts.yml"
+
+
+GRAFANA_DIR = DEPLOY / "grafana"
+
+
+K8S_DIR = DEPLOY / "k8s"
+
+
+OWNED_DIRS = (PROMETHEUS_DIR, GRAFANA_DIR, DEPLOY / "otel", K8S_DIR)
+
+
+YAML_FILES = [COMPOSE_FILE, *sorted(p for d in OWNED_DIRS for p in d.rglob("*.y*ml"))]
+
+
+JSON_FILES = sorted(p for d in OWNED_DIRS for p in d.rglob("*.json"))
+
+
+TEST_SECRET = "compose-test-secret-0123456789-abcdefghij"
+
+
+SCRAPE_LABELS = {"job", "instance"}
+
+
+"""Labels Prometheus adds to every scraped series (more come from prometheus.yml)."""
+
+
+def _rel(path: Path) -> str:
+    return str(path.relative_to(ROOT))
+
+
+def load_yaml_documents(path: Path) -> list[Any]:
+    return [doc for doc in yaml.safe_load_all(path.read_text()) if doc is not None]
+
+
+def load_yaml(path: Path) -> Any:
+    (document,) = load_yaml_documents(path)
+    return document
+
+
+def settings_env_vars() -> set[str]:
+    prefix = Settings.model_config.get("env_prefix", "")
+    return {f"{prefix}{name}".upper() for name in Settings.model_fields}
+
+
+@cache
+def exported_series() -> dict[str, frozenset[str]]:
+    """Every series name Metrics() exposes, as Prometheus stores it, with its label names."""
+    metrics = Metrics()
+    labels = {c._name: tuple(c._labelnames)  # noqa: SLF001 - prometheus_client keeps them here
+              for c in vars(metrics).values() if isinstance(c, MetricWrapperBase)}
+    suffixes = {"counter": ("_total", "_created"), "gauge": ("",),
+                "histogram": ("_bucket", "_sum", "_count", "_created"),
+                "summary": ("", "_sum", "_count", "_created")}
+    series: dict[str, frozenset[str]] = {}
+    for family in metrics.registry.collect():
+        for suffix in suffixes[family.type]:
+            extra = {"le"} if suffix == "_bucket" else set()
+            series[family.name + suffix] = frozenset(labels[family.name]) | extra
+    return series
+
+
+@cache
+def scrape_labels() -> frozenset[str]:
+    """Labels every scraped series carries: job, instance, static labels of prometheus.yml."""
+    config = load_yaml(PROMETHEUS_DIR / "prometheus.yml")
+    static = {label for job in config["scrape_configs"] for group in job.get("static_configs", [])
+              for label in group.get("labels", {})}
+    return frozenset(SCRAPE_LABELS | static)
+
+
+def known_series() -> dict[str, frozenset[str]]:
+    return {**exported_series(), "up": frozenset()}
+
+
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+
+
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
+
+
+_SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)?\s*\{([^}]*)\}")
+
+
+_MATCHER = re.compile(r"([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)")
+
+
+_RANGE = re.compile(r"\[[^\]]*\]")
+
+
+_IDENTIFIER = re.compile(r"(?<![\w.$:])([a-zA-Z_:][a-zA-Z0-9_:]*)(?![\w:])(?!\s*\()")
+
+
+_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
+             "bool", "offset", "inf", "nan", "atan2"}
+
+
+def promql_problems(expr: str) -> list[str]:
+    """What in ``expr`` does not exist: unknown metrics, or labels those metrics do not have."""
+    series = known_series()
+    text = _STRING.sub('""', expr)
+    grouping = [g.strip() for clause in _GROUPING.findall(text)
+                for g in clause.split(",") if g.strip()]
+    text = _GROUPING.sub(" ", text)
+    problems: list[str] = []
+    names: set[str] = set()
+    for name, body in _SELECTOR.findall(text):
+        matched = set(_MATCHER.findall(body))
+        if not name:
+            name = next((v for k, v in re.findall(r'(__name__)\s*=\s*"([^"]*)"', body)), "")
+        names.add(name)
+        unknown = matched - series.get(name, frozenset()) - scrape_labels() - {"__name__"}
+        if name in series:
+            problems += [f"{name} has no label {label!r}" for label in sorted(unknown)]
+    bare = _IDENTIFIER.findall(_RANGE.sub(" ", _SELECTOR.sub(r" \1 ", text)))
+    names |= {n for n in bare if n not in _KEYWORDS}
+    names.discard("")
+    problems += [f"unknown metric {name!r}" for name in sorted(names - series.keys())]
+    available = set(scrape_labels()).union(*(series.get(n, frozenset()) for n in names))
+    problems += [f"grouping by unknown label {g!r}" for g in grouping if g not in available]
+    return problems
+
+
+def expression_labels(expr: str) -> set[str]:
+    """Every label the series in ``expr`` may carry (to check legends and annotations against)."""
+    series = known_series()
+    text = _STRING.sub('""', expr)
+    text = _SELECTOR.sub(r" \1 ", _GROUPING.sub(" ", text))
+    names = set(_IDENTIFIER.findall(_RANGE.sub(" ", text)))
+    return set(scrape_labels()).union(*(series.get(n, frozenset()) for n in names))
+
+
+def dockerfile_instructions() -> list[tuple[str, str]]:
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    lines = [line.strip() for line in text.splitlines()]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines
+            if line and not line.startswith("#")]
+
+
+def docker_cmd() -> list[str]:
+    cmds = [arg for op, arg in dockerfile_instructions() if op == "CMD"]
+    assert cmds, "the Dockerfile has no CMD"
+    return json.loads(cmds[-1])
+
+
+def compose() -> dict[str, Any]:
+    return load_yaml(COMPOSE_FILE)
+
+
+def environment_of(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+    return {str(k): str(v) for k, v in env.items()}
+
+
+_INTERPOLATION = re.compile(r"\$\{(\w+)(?::?[-?+][^}]*)?\}")
+
+
+def interpolate(value: str) -> str:
+    return _INTERPOLATION.sub(lambda m: TEST_SECRET if m.group(1) == "ESTATE_JWT_SECRET" else "x",
+                              value)
+
+
+def estate_services() -> dict[str, dict[str, Any]]:
+    return {name: svc for name, svc in compose()["services"].items()
+            if any(k.startswith("ESTATE_") for k in environment_of(svc))}
+
+
+def settings_from(env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Settings:
+    with monkeypatch.context() as patch:
+        for key in settings_env_vars():
+            patch.delenv(key, raising=False)
+        for key, value in env.items():
+            patch.setenv(key, value)
+        return Settings()
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    return [rule for group in load_yaml(ALERTS_FILE)["groups"] for rule in group["rules"]]
+
+
+def dashboards() -> list[tuple[Path, dict[str, Any]]]:
+    files = sorted((GRAFANA_DIR / "dashboards").glob("*.json"))
+    return [(path, json.loads(path.read_text())) for path in files]
+
+
+def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    for panel in dashboard["panels"]:
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def dashboard_queries() -> list[tuple[str, str, str]]:
+    """(dashboard/panel, expression, legend) for every Prometheus query on every dashboard."""
+    found = []
+    for path, dashboard in dashboards():
+        for panel in panels(dashboard):
+            for target in panel.get("targets", []):
+                found.append((f"{path.stem}/{panel['title']}", target["expr"],
+                              target.get("legendFormat", "")))
+        for variable in dashboard.get("templating", {}).get("list", []):
+            query = variable.get("query")
+            text = query.get("query", "") if isinstance(query, dict) else str(query or "")
+            for metric, _label in re.findall(r"label_values\(\s*([\w:]+)\s*,\s*(\w+)\s*\)", text):
+                found.append((f"{path.stem}/${variable['name']}", metric, ""))
+    return found
+
+
+def k8s_objects() -> list[tuple[Path, dict[str, Any]]]:
+    files = [p for p in sorted(K8S_DIR.glob("*.yaml")) if p.name != "kustomization.yaml"]
+    return [(path, doc) for path in files for doc in load_yaml_documents(path)]
+
+
+def k8s(kind: str) -> list[dict[str, Any]]:
+    return [doc for _, doc in k8s_objects() if doc["kind"] == kind]
+
+
+def containers() -> list[dict[str, Any]]:
+    return [c for d in k8s("Deployment") for c in d["spec"]["template"]["spec"]["containers"]]

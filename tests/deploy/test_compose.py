@@ -1,0 +1,103 @@
+"""The deployment files agree with the code they deploy."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.deploy.support import (
+    DEPLOY,
+    ROOT,
+    TEST_SECRET,
+    compose,
+    environment_of,
+    estate_services,
+    interpolate,
+    load_yaml,
+    settings_env_vars,
+    settings_from,
+)
+
+
+def test_compose_estate_variables_are_settings_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert estate_services(), "no service in docker-compose.yml sets ESTATE_* variables"
+    fields = settings_env_vars()
+    for name, service in estate_services().items():
+        env = {k: interpolate(v) for k, v in environment_of(service).items()}
+        unknown = {k for k in env if k.startswith("ESTATE_")} - fields
+        assert not unknown, f"{name}: {sorted(unknown)} are not fields of Settings"
+        settings = settings_from(env, monkeypatch)
+        assert settings.mode == "distributed"
+        assert settings.jwt_secret == TEST_SECRET
+
+
+def test_compose_requires_a_jwt_secret_instead_of_defaulting_one() -> None:
+    for name, service in estate_services().items():
+        secret = environment_of(service).get("ESTATE_JWT_SECRET", "")
+        assert re.fullmatch(r"\$\{ESTATE_JWT_SECRET:\?[^}]+\}", secret), name
+
+
+def test_compose_depends_on_targets_exist_and_can_be_waited_for() -> None:
+    services = compose()["services"]
+    for name, service in services.items():
+        depends = service.get("depends_on", {})
+        if isinstance(depends, list):
+            depends = {target: {"condition": "service_started"} for target in depends}
+        for target, spec in depends.items():
+            assert target in services, f"{name} depends on unknown service {target}"
+            assert target != name
+            condition = spec.get("condition", "service_started")
+            assert condition in ("service_started", "service_healthy",
+                                 "service_completed_successfully")
+            if condition == "service_healthy":
+                assert "healthcheck" in services[target], f"{target} has no healthcheck"
+
+
+def test_compose_publishes_ports_on_loopback_only_and_pins_images() -> None:
+    for name, service in compose()["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+        image = service.get("image", "")
+        if "build" not in service:
+            tag = image.rpartition(":")[2]
+            assert ":" in image and tag != "latest" and re.search(r"\d", tag), \
+                f"{name}: pin {image!r} to a version"
+
+
+def test_compose_bind_mounts_exist() -> None:
+    for name, service in compose()["services"].items():
+        for volume in service.get("volumes", []):
+            source = str(volume).split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+
+
+def test_compose_kafka_is_a_single_kraft_node() -> None:
+    env = environment_of(compose()["services"]["kafka"])
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert env["KAFKA_CONTROLLER_QUORUM_VOTERS"].startswith(f"{env['KAFKA_NODE_ID']}@")
+    for key in ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR",
+                "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR"):
+        assert env[key] == "1"
+    assert env["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"] == "0"
+    bootstrap = {environment_of(s)["ESTATE_KAFKA_BOOTSTRAP"] for s in estate_services().values()}
+    assert bootstrap <= set(env["KAFKA_ADVERTISED_LISTENERS"].replace("PLAINTEXT://", "")
+                            .split(","))
+
+
+def test_compose_otlp_endpoint_reaches_the_collector() -> None:
+    collector = load_yaml(DEPLOY / "otel/collector.yaml")
+    port = collector["receivers"]["otlp"]["protocols"]["http"]["endpoint"].rpartition(":")[2]
+    for name, service in estate_services().items():
+        endpoint = environment_of(service)["ESTATE_OTLP_ENDPOINT"]
+        assert re.fullmatch(rf"http://otel-collector:{port}/?", endpoint), name
+    assert "otel-collector" in compose()["services"]
+
+
+def test_collector_pipelines_use_defined_components() -> None:
+    config = load_yaml(DEPLOY / "otel/collector.yaml")
+    for pipeline in config["service"]["pipelines"].values():
+        for kind in ("receivers", "processors", "exporters"):
+            for component in pipeline.get(kind, []):
+                assert component in config[kind], f"{component} is not defined in {kind}"

@@ -1,0 +1,148 @@
+"""The deployment files agree with the code they deploy."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.deploy.support import (
+    ALERTS_FILE,
+    GRAFANA_DIR,
+    PROMETHEUS_DIR,
+    alert_rules,
+    compose,
+    dashboard_queries,
+    dashboards,
+    estate_services,
+    exported_series,
+    expression_labels,
+    load_yaml,
+    panels,
+    promql_problems,
+)
+
+
+def test_the_promql_reader_catches_misspelt_metrics_and_labels() -> None:
+    assert promql_problems('sum by (topic) (rate(events_published_total{job=~"$job"}[5m]))') == []
+    assert promql_problems("histogram_quantile(0.95, sum by (le, route) "
+                           "(rate(http_request_duration_seconds_bucket[5m])))") == []
+    assert promql_problems("up == 0 and dead_letters_total offset 15m > 1e3") == []
+    assert promql_problems("rate(http_request_total[5m])") == [
+        "unknown metric 'http_request_total'"]
+    assert promql_problems("outbox_backlog_events") == []
+    assert promql_problems("outbox_backlog") == ["unknown metric 'outbox_backlog'"]
+    assert promql_problems('consumer_lag_messages{partiton="0"}') == [
+        "consumer_lag_messages has no label 'partiton'"]
+    assert promql_problems("sum by (route) (consumer_lag_messages)") == [
+        "grouping by unknown label 'route'"]
+    assert promql_problems("rate(http_request_duration_seconds[5m])") == [
+        "unknown metric 'http_request_duration_seconds'"]
+
+
+def test_exported_series_follow_prometheus_client_naming() -> None:
+    series = exported_series()
+    assert {"http_requests_total", "http_request_duration_seconds_bucket",
+            "http_request_duration_seconds_count", "consumer_lag_messages",
+            "dead_letters_total", "outbox_backlog_events"} <= series.keys()
+    assert "http_requests_total_total" not in series
+    assert series["http_request_duration_seconds_bucket"] >= {"route", "le"}
+
+
+def test_prometheus_config_points_at_rule_files_and_compose_services() -> None:
+    config = load_yaml(PROMETHEUS_DIR / "prometheus.yml")
+    for rule_file in config["rule_files"]:
+        assert (PROMETHEUS_DIR / rule_file).is_file(), rule_file
+    services = compose()["services"]
+    for job in config["scrape_configs"]:
+        for group in job.get("static_configs", []):
+            for target in group["targets"]:
+                host = target.rpartition(":")[0]
+                assert host in services or host == "localhost", f"{job['job_name']}: {target}"
+    scraped = {t.rpartition(":")[0] for job in config["scrape_configs"]
+               for group in job.get("static_configs", []) for t in group["targets"]}
+    assert set(estate_services()) <= scraped, "an estate service is not scraped"
+
+
+def test_alert_rules_have_the_required_keys() -> None:
+    groups = load_yaml(ALERTS_FILE)["groups"]
+    assert groups and all(group["name"] and group["rules"] for group in groups)
+    names = [rule["alert"] for rule in alert_rules()]
+    assert len(names) == len(set(names)), "duplicate alert names"
+    for rule in alert_rules():
+        assert set(rule) <= {"alert", "expr", "for", "keep_firing_for", "labels", "annotations"}
+        assert rule["expr"].strip()
+        assert rule["labels"]["severity"] in ("critical", "warning", "info")
+        assert rule["annotations"]["summary"].strip() and rule["annotations"]["description"].strip()
+        if "for" in rule:
+            assert re.fullmatch(r"(\d+[smhdwy])+", rule["for"]), rule["for"]
+
+
+def test_the_required_alerts_exist() -> None:
+    exprs = " ".join(rule["expr"] for rule in alert_rules())
+    for metric in ("up", "dead_letters_total", "outbox_backlog_events", "consumer_lag_messages",
+                   "http_requests_total"):
+        assert re.search(rf"\b{metric}\b", exprs), f"no alert on {metric}"
+    backlog = next(r for r in alert_rules() if "outbox_backlog_events" in r["expr"])
+    assert backlog["for"] == "10m"
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=lambda rule: rule["alert"])
+def test_alert_rules_use_real_metrics_and_labels(rule: dict[str, Any]) -> None:
+    assert promql_problems(rule["expr"]) == []
+    available = expression_labels(rule["expr"])
+    for text in rule["annotations"].values():
+        used = set(re.findall(r"\$labels\.(\w+)", text))
+        assert used <= available, f"annotations use labels {sorted(used - available)}"
+
+
+def test_dashboards_are_well_formed() -> None:
+    assert dashboards()
+    datasources = load_yaml(GRAFANA_DIR / "provisioning/datasources/prometheus.yaml")["datasources"]
+    uids = {ds["uid"] for ds in datasources}
+    for path, dashboard in dashboards():
+        assert dashboard["uid"] and dashboard["title"] and dashboard["schemaVersion"] >= 36
+        ids = [panel["id"] for panel in panels(dashboard)]
+        assert len(ids) == len(set(ids)), f"{path.name}: duplicate panel ids"
+        variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+        for panel in panels(dashboard):
+            assert {"h", "w", "x", "y"} <= panel["gridPos"].keys()
+            assert panel["gridPos"]["x"] + panel["gridPos"]["w"] <= 24
+            if panel["type"] == "row":
+                continue
+            assert panel["targets"], f"{panel['title']} has no query"
+            uid = panel["datasource"]["uid"]
+            assert uid in uids or uid.strip("${}") in variables, f"{panel['title']}: {uid}"
+            ref_ids = [t["refId"] for t in panel["targets"]]
+            assert len(ref_ids) == len(set(ref_ids))
+        if "datasource" in variables:
+            assert variables["datasource"]["current"]["value"] in uids
+
+
+@pytest.mark.parametrize("where,expr,legend",
+                         [pytest.param(*q, id=q[0]) for q in dashboard_queries()])
+def test_dashboard_queries_use_real_metrics_and_labels(where: str, expr: str, legend: str) -> None:
+    assert promql_problems(expr) == [], where
+    used = set(re.findall(r"\{\{\s*(\w+)\s*\}\}", legend))
+    assert used <= expression_labels(expr), f"{where}: legend uses {used}"
+
+
+def test_the_health_dashboard_covers_the_platform_metrics() -> None:
+    exprs = " ".join(expr for _, expr, _ in dashboard_queries())
+    for metric in ("http_requests_total", "http_request_duration_seconds_bucket",
+                   "events_published_total", "events_consumed_total",
+                   "event_handler_duration_seconds_bucket", "consumer_lag_messages",
+                   "outbox_backlog_events", "dead_letters_total"):
+        assert metric in exprs, f"no panel shows {metric}"
+
+
+def test_grafana_provisioning_matches_the_compose_mounts() -> None:
+    grafana = compose()["services"]["grafana"]
+    mounts = dict(str(v).split(":")[:2] for v in grafana["volumes"] if str(v).startswith("."))
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    providers = load_yaml(GRAFANA_DIR / "provisioning/dashboards/estate.yaml")["providers"]
+    assert {p["options"]["path"] for p in providers} == {mounts["./deploy/grafana/dashboards"]}
+    datasources = load_yaml(GRAFANA_DIR / "provisioning/datasources/prometheus.yaml")["datasources"]
+    prometheus_port = compose()["services"]["prometheus"]["ports"][0].rpartition(":")[2]
+    assert {ds["url"] for ds in datasources} == {f"http://prometheus:{prometheus_port}"}
