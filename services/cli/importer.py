@@ -18,18 +18,11 @@ from typing import Any, TextIO
 import httpx
 
 from services.cli.source import Batch, ImportSource, SourceRow
+from services.inventory.imports import RowError
 
 IMPORT_PATH = "/devices/import"
 TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 _REPEAT = re.compile(r"(repeats line )(\d+)")
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    line: int
-    asset_tag: str | None
-    field: str | None
-    reason: str
 
 
 @dataclass(slots=True)
@@ -39,7 +32,7 @@ class ImportSummary:
     updated: int = 0
     unchanged: int = 0
     rejected: int = 0
-    errors: list[Rejection] = field(default_factory=list)
+    errors: list[RowError] = field(default_factory=list)
 
     def add(self, answer: dict[str, Any], batch: Batch) -> set[int]:
         """Add one batch's report; answer the file lines it rejected."""
@@ -50,7 +43,7 @@ class ImportSummary:
             line = batch.file_line(int(error["line"]))
             reason = _REPEAT.sub(lambda m: m.group(1) + str(batch.file_line(int(m.group(2)))),
                                  str(error["reason"]))
-            self.errors.append(Rejection(line, error.get("asset_tag"), error.get("field"), reason))
+            self.errors.append(RowError(line, error.get("asset_tag"), error.get("field"), reason))
             lines.add(line)
         return lines
 
@@ -58,7 +51,7 @@ class ImportSummary:
         self.received += 1
         self.rejected += 1
         reason = f"asset tag {row.asset_tag} repeats line {first_line} of this file"
-        self.errors.append(Rejection(row.line, row.asset_tag, "asset_tag", reason))
+        self.errors.append(RowError(row.line, row.asset_tag, "asset_tag", reason))
 
     def write_errors(self, out: TextIO) -> None:
         writer = csv.writer(out, lineterminator="\n")
