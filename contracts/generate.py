@@ -264,12 +264,14 @@ def asyncapi() -> Schema:
         }
         for event in events:
             messages[_id(event.name)] = _event_message(event, schemas)
-        dlq = dead_letter_topic(topic)
+    for group, topic in sorted({(g, t) for w in wiring for g, topics in w.subscriptions for t in topics}):
+        dlq = dead_letter_topic(topic, group)
         messages[_id(dlq)] = _dead_letter_message(topic, dlq)
         channels[_id(dlq)] = {
             "address": dlq, "title": dlq,
-            "description": f"Messages from {topic} that a consumer group gave up on "
-                           "(unparseable, or failed every retry).",
+            "description": f"Messages from {topic} that consumer group {group} gave up on "
+                           "(unreadable, or failed every retry). Replayed with a dlq-replay-group "
+                           "header, they reach only this group.",
             "messages": {_id(dlq): {"$ref": f"#/components/messages/{_id(dlq)}"}},
         }
     return {
@@ -308,7 +310,7 @@ def _operations(wiring: list[Wiring], channels: dict[str, Schema]) -> dict[str, 
                     "receive", topic, summary=f"{service} consumes as consumer group {group}",
                     bindings={"kafka": binding})
                 ops[f"{group}_dead_letters_{_id(topic)}"] = operation(
-                    "send", dead_letter_topic(topic),
+                    "send", dead_letter_topic(topic, group),
                     summary=f"consumer group {group} dead-letters what it cannot handle")
     return ops
 

@@ -53,10 +53,11 @@ STOP_GRACE="${FERRETDB_STOP_GRACE:-15}"
 log() { printf 'ferretdb: %s\n' "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
-# Build-time patches: two one-line fixes to FerretDB 1.24.2 (the module is copied from the
+# Build-time patches: one-line fixes to FerretDB 1.24.2 (the module is copied from the
 # module cache, patched, and wired in with a go.work `replace`; `go build -overlay` refuses
-# files in GOMODCACHE). Each must match exactly once, else the build fails loudly.
-# FERRETDB_PATCHES=0 builds stock FerretDB.
+# files in GOMODCACHE), plus one added file. Patch i replaces PATCH_FROMS[i] by PATCH_TOS[i]
+# on each line of PATCH_FILES[i] that contains it, and must match exactly PATCH_COUNTS[i]
+# lines, else the build fails loudly. FERRETDB_PATCHES=0 builds stock FerretDB.
 #  1. SQLite looks documents up by _id with `_ferretdb_sjson->'$._id' = ?` but the _id index
 #     is on `_ferretdb_sjson->"_id"`; SQLite uses an expression index only for the same
 #     expression, so every find/update/delete by _id, and each per-document write of an
@@ -65,25 +66,114 @@ die() { log "ERROR: $*"; exit 1; }
 #     whole command, so a command with >= 100 statements (bulk_write of 100 UpdateOne)
 #     exhausts the 100-connection pool and hangs forever, wedging that database. Close the
 #     cursor after each statement (closing twice is harmless).
+#  3. The SQLite backend pushed a filter down to SQL only if it was exactly {_id: value};
+#     any other filter, e.g. the versioned write {_id: x, version: v}, read and decoded the
+#     whole collection (4-5 s at 45,500 devices). The added estate_pushdown.go (below)
+#     builds `WHERE <_id> = ?` from the top-level _id of any filter when it is a string or
+#     ObjectID (the types upstream pushes down; numbers are not, 1 must match 1.0), or
+#     `WHERE <_id> IN (?, ...)` when it is {$in: [...]} of only such values (at most
+#     10,000); anything else (sub-document, array, other operators, duplicate keys) is not
+#     pushed down, as before. Patched in Query and Explain (the same line, 2 matches); 4
+#     makes explain report filterPushdown. Safe because every caller (find, count,
+#     distinct, aggregate $match, update, delete, findAndModify) re-checks each fetched
+#     document against the whole filter, and limits are pushed down only for empty
+#     filters, so fetching a superset cannot change results.
 PATCHES="${FERRETDB_PATCHES:-1}"
 PATCH_FILES=(
     internal/backends/sqlite/metadata/metadata.go
     internal/handler/msg_update.go
+    internal/backends/sqlite/collection.go
+    internal/backends/sqlite/collection.go
 )
+PATCH_COUNTS=(1 1 2 1)
 PATCH_FROMS=(
     "IDColumn = DefaultColumn + \"->'\$._id'\""
     'result, err := common.UpdateDocument(ctx, c, "update", iter, &u)'
+    'if params.Filter.Len() == 1 {'
+    'sortPushdown := orderByClause != ""'
 )
 PATCH_TOS=(
     'IDColumn = DefaultColumn + `->"_id"` // estate-platform patch: match the _id index'
     'result, err := common.UpdateDocument(ctx, c, "update", iter, &u); closer.Close() // estate-platform patch'
+    'if whereClause, args = estateIDWhere(params.Filter); whereClause == "" && params.Filter.Len() == 1 { // estate-platform patch'
+    'sortPushdown, filterPushdown := orderByClause != "", whereClause != "" // estate-platform patch'
 )
+# Patch 3's helper, added to the module as PATCH_NEW_FILE (which must not exist yet).
+PATCH_NEW_FILE=internal/backends/sqlite/estate_pushdown.go
+patch_new_file_text() {
+    cat <<'GO'
+// Added by estate-platform's deploy/local/ferretdb.sh (build-time patch 3); not upstream.
+
+package sqlite
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/FerretDB/FerretDB/internal/backends/sqlite/metadata"
+	"github.com/FerretDB/FerretDB/internal/handler/sjson"
+	"github.com/FerretDB/FerretDB/internal/types"
+	"github.com/FerretDB/FerretDB/internal/util/must"
+)
+
+// estateIDWhere returns the WHERE clause and its arguments selecting the documents allowed
+// by the filter's top-level _id condition, if that is a string or ObjectID, or {$in: [...]}
+// of only those; "" otherwise. The filter's other keys are ignored: callers re-check every
+// fetched document against the whole filter.
+func estateIDWhere(filter *types.Document) (string, []any) {
+	if filter.Len() == 0 || !filter.Has("_id") {
+		return "", nil
+	}
+
+	if _, dup := filter.FindDuplicateKey(); dup { // Get would panic
+		return "", nil
+	}
+
+	ids := []any{must.NotFail(filter.Get("_id"))}
+
+	if op, ok := ids[0].(*types.Document); ok {
+		if op.Len() != 1 || op.Command() != "$in" {
+			return "", nil
+		}
+
+		in, ok := must.NotFail(op.Get("$in")).(*types.Array)
+		if !ok || in.Len() == 0 || in.Len() > 10000 {
+			return "", nil
+		}
+
+		ids = make([]any, in.Len())
+		for i := range ids {
+			ids[i] = must.NotFail(in.Get(i))
+		}
+	}
+
+	args := make([]any, len(ids))
+
+	for i, id := range ids {
+		switch id.(type) {
+		case string, types.ObjectID:
+			args[i] = string(must.NotFail(sjson.MarshalSingleValue(id)))
+		default:
+			return "", nil
+		}
+	}
+
+	if len(args) == 1 {
+		return fmt.Sprintf(` WHERE %s = ?`, metadata.IDColumn), args
+	}
+
+	return fmt.Sprintf(` WHERE %s IN (?%s)`, metadata.IDColumn, strings.Repeat(`, ?`, len(args)-1)), args
+}
+GO
+}
 
 source_hash() {
     {
         (cd "$SRC" && cat go.mod go.sum main.go)
         if [[ "$PATCHES" == 1 ]]; then
-            printf '%s\n' "${PATCH_FILES[@]}" "${PATCH_FROMS[@]}" "${PATCH_TOS[@]}"
+            printf '%s\n' "${PATCH_FILES[@]}" "${PATCH_COUNTS[@]}" "${PATCH_FROMS[@]}" "${PATCH_TOS[@]}"
+            printf '%s\n' "$PATCH_NEW_FILE"
+            patch_new_file_text
         fi
     } | sha256sum | cut -c1-16
 }
@@ -100,16 +190,19 @@ make_workspace() {
     chmod -R u+w "$work/FerretDB"
     for i in "${!PATCH_FILES[@]}"; do
         f="$work/FerretDB/${PATCH_FILES[$i]}"
-        [[ "$(grep -cF -- "${PATCH_FROMS[$i]}" "$f")" == 1 ]] \
+        [[ "$(grep -cF -- "${PATCH_FROMS[$i]}" "$f")" == "${PATCH_COUNTS[$i]}" ]] \
             || die "patch $((i + 1)) does not apply to ${PATCH_FILES[$i]} (FerretDB changed?); FERRETDB_PATCHES=0 builds stock"
         PATCH_FROM="${PATCH_FROMS[$i]}" PATCH_TO="${PATCH_TOS[$i]}" awk '
             (i = index($0, ENVIRON["PATCH_FROM"])) {
                 $0 = substr($0, 1, i - 1) ENVIRON["PATCH_TO"] substr($0, i + length(ENVIRON["PATCH_FROM"]))
             }
             { print }' "$f" >"$f.patched"
-        grep -qF -- "${PATCH_TOS[$i]}" "$f.patched" || die "patch $((i + 1)) failed"
+        [[ "$(grep -cF -- "${PATCH_TOS[$i]}" "$f.patched")" == "${PATCH_COUNTS[$i]}" ]] || die "patch $((i + 1)) failed"
         mv -f "$f.patched" "$f"
     done
+    f="$work/FerretDB/$PATCH_NEW_FILE"
+    [[ ! -e "$f" ]] || die "$PATCH_NEW_FILE already exists in FerretDB (FerretDB changed?)"
+    patch_new_file_text >"$f"
     printf 'go 1.24\n\nuse "%s"\n\nreplace github.com/FerretDB/FerretDB v1.24.2 => "%s"\n' \
         "$SRC" "$work/FerretDB" >"$work/go.work"
     printf '%s' "$work/go.work"

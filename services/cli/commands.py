@@ -207,26 +207,29 @@ def run(
 @app.command("dead-letters")
 def dead_letters(
     topic: Annotated[str, typer.Option(
-        help="The topic whose dead letters to show")] = "inventory.devices",
+        help="The topic whose dead letters to show")] = "procurement.deliveries",
+    group: Annotated[str, typer.Option(
+        help="The consumer group that dead-lettered them (a replay reaches only this group)")] = "inventory",
     bootstrap: Annotated[str, typer.Option(envvar="ESTATE_KAFKA_BOOTSTRAP")] = "127.0.0.1:39092",
     replay: Annotated[bool, typer.Option(help="Republish each to its original topic")] = False,
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many")] = None,
 ) -> None:
-    """List the messages on <topic>.dead-letter (Kafka), or replay them."""
+    """List the messages a consumer group dead-lettered from a topic (Kafka), or replay them to it."""
     from services.cli import render
     from services.cli.dead_letters import Kafka, KafkaUnreachable
     from services.cli.dead_letters import dead_letters as read
+    from services.runtime.bus import dead_letter_topic
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its retries are not news here
     console = render.stdout()
     try:
-        letters = asyncio.run(read(Kafka(bootstrap), topic, replay=replay, limit=limit))
+        letters = asyncio.run(read(Kafka(bootstrap), topic, group, replay=replay, limit=limit))
     except KafkaUnreachable as error:
         _fail(f"{error}\nStart the local broker with `make infra-up`, or pass --bootstrap.")
     if letters is None:
-        console.print(f"no topic {topic}.dead-letter on {bootstrap}: "
-                      f"nothing was ever dead-lettered", markup=False)
+        console.print(f"no topic {dead_letter_topic(topic, group)} on {bootstrap}: "
+                      f"{group} never dead-lettered anything from {topic}", markup=False)
         return
     if letters:
         console.print(render.dead_letters_table(letters))
     verb = "replayed" if replay else "found"
-    console.print(f"{verb} {len(letters)} dead letter(s) on {topic}.dead-letter", markup=False)
+    console.print(f"{verb} {len(letters)} dead letter(s) on {dead_letter_topic(topic, group)}", markup=False)

@@ -1,4 +1,6 @@
-"""``estate dead-letters``: what sits on ``<topic>.dead-letter``, and replaying it.
+"""``estate dead-letters``: what a consumer group put on ``<topic>.<group>.dead-letter``, and
+replaying it to that group only (the replayed message carries ``dlq-replay-group``; every
+other group that reads the original topic skips it).
 
 Listing reads the dead-letter topic from the start without committing anything. Replay
 reads it as the consumer group ``estate-dlq-replay`` from where that group left off,
@@ -16,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from services.runtime.bus.base import dead_letter_topic
+from services.runtime.bus.base import REPLAY_GROUP_HEADER, dead_letter_topic
 
 REPLAY_GROUP = "estate-dlq-replay"
 IDLE_S = 2.0
@@ -39,8 +41,9 @@ class DeadLetter:
     def header(self, name: str) -> str | None:
         return _header(self.headers, name)
 
-    def replay_headers(self) -> list[tuple[str, bytes]]:
-        return [(k, v) for k, v in self.headers if not k.startswith(DLQ_PREFIX)]
+    def replay_headers(self, group: str) -> list[tuple[str, bytes]]:
+        return [(k, v) for k, v in self.headers if not k.startswith(DLQ_PREFIX)] + [
+            (REPLAY_GROUP_HEADER, group.encode())]
 
 
 class KafkaUnreachable(Exception):
@@ -112,12 +115,12 @@ async def _started(client: Any, bootstrap: str) -> None:
         raise KafkaUnreachable(f"Kafka is not reachable at {bootstrap}: {error}") from None
 
 
-async def dead_letters(kafka: Kafka, topic: str, *, replay: bool = False, limit: int | None = None,
+async def dead_letters(kafka: Kafka, topic: str, group: str, *, replay: bool = False, limit: int | None = None,
                        seen: Callable[[DeadLetter], None] = lambda d: None,
                        idle_s: float = IDLE_S) -> list[DeadLetter] | None:
-    """List (or replay) the dead letters of ``topic``; None if it never had any topic for them."""
+    """List (or replay) what ``group`` dead-lettered from ``topic``; None if it never had any."""
     from aiokafka.errors import KafkaConnectionError
-    source = dead_letter_topic(topic)
+    source = dead_letter_topic(topic, group)
     try:
         numbers = await _partitions(kafka, source)
     except KafkaConnectionError as error:
@@ -136,7 +139,7 @@ async def dead_letters(kafka: Kafka, topic: str, *, replay: bool = False, limit:
         if not replay:
             await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
-        return await _read(consumer, producer, ends, committed, topic, limit, seen, idle_s)
+        return await _read(consumer, producer, ends, committed, topic, group, limit, seen, idle_s)
     finally:
         if producer is not None:
             await producer.stop()
@@ -144,7 +147,7 @@ async def dead_letters(kafka: Kafka, topic: str, *, replay: bool = False, limit:
 
 
 async def _read(consumer: Any, producer: Any, ends: dict[Any, int], committed: dict[Any, int],
-                topic: str, limit: int | None, seen: Callable[[DeadLetter], None],
+                topic: str, group: str, limit: int | None, seen: Callable[[DeadLetter], None],
                 idle_s: float) -> list[DeadLetter]:
     loop = asyncio.get_running_loop()
     found: list[DeadLetter] = []
@@ -163,7 +166,7 @@ async def _read(consumer: Any, producer: Any, ends: dict[Any, int], committed: d
                 letter = _dead_letter(record, topic, record.offset < committed[tp])
                 if producer is not None:
                     await producer.send_and_wait(letter.original_topic, value=letter.value,
-                                                 key=record.key, headers=letter.replay_headers())
+                                                 key=record.key, headers=letter.replay_headers(group))
                     await consumer.commit({tp: record.offset + 1})
                     letter = replace(letter, replayed=True)
                 found.append(letter)

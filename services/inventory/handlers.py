@@ -13,10 +13,17 @@ from contracts.procurement import DeliveryReceivedV1
 from services.inventory import domain
 from services.inventory.domain import Change, Device, DevicePatch, DeviceSpec
 from services.inventory.imports import ParsedRow, RowError
-from services.inventory.store import DEVICES, DevicePage, DeviceQuery, DeviceStore, to_document
+from services.inventory.store import (
+    DEVICES,
+    LOOKUP_CONCURRENCY,
+    DevicePage,
+    DeviceQuery,
+    DeviceStore,
+    to_document,
+)
 from services.runtime.clock import Clock
 from services.runtime.errors import Conflict, FieldError, InvalidInput, NotFound, PreconditionFailed
-from services.runtime.outbox import OutboxRelay, new_with_outbox, outbox_entries, set_with_outbox
+from services.runtime.outbox import OUTBOX, OutboxRelay, new_with_outbox, outbox_entries, set_with_outbox
 from services.runtime.store import Document, DuplicateKeyError, UpdateOp
 from services.runtime.telemetry import current_trace_carrier
 
@@ -216,10 +223,20 @@ class InventoryHandlers:
                 report.reject(RowError(row.line, tag, None, "the device changed while importing; import again"))
 
     async def _updates_that_landed(self, updates: list[tuple[ParsedRow, UpdateOp, list[Document]]]) -> set[str]:
-        """After a partly matched batch: the devices whose stored version is the one we wrote."""
-        wanted = {op.filter["_id"]: op.update["$set"]["version"] for _, op, _ in updates}
-        stored = await self.devices.get_many(wanted)
-        return {tag for tag, device in stored.items() if device.version == wanted[tag]}
+        """After a partly matched batch: the devices whose stored outbox holds the change's own
+        event. (The version number cannot tell: a concurrent change from the same version
+        writes the same number.) Read one lone ``_id`` lookup at a time, a few at once, as
+        ``DeviceStore.get_many`` does, but the raw outbox rather than the parsed device."""
+        wanted = {op.filter["_id"]: entries[0]["id"] for _, op, entries in updates if entries}
+        tags = list(wanted)
+        landed: set[str] = set()
+        for start in range(0, len(tags), LOOKUP_CONCURRENCY):
+            docs = await asyncio.gather(*(self.devices.collection.find_one({"_id": t}, projection=[OUTBOX])
+                                          for t in tags[start:start + LOOKUP_CONCURRENCY]))
+            landed.update(d["_id"] for d in docs
+                          if d is not None and any(isinstance(e, dict) and e.get("id") == wanted[d["_id"]]
+                                                   for e in d.get(OUTBOX) or ()))
+        return landed
 
     # -- events -------------------------------------------------------------------------
 

@@ -75,3 +75,22 @@ class Unauthorized(ProblemError):
 
 class Forbidden(ProblemError):
     status, code, title = 403, "forbidden", "Not allowed"
+
+
+class ServiceUnavailable(ProblemError):
+    """A dependency (the store) does not answer; the same request may succeed later."""
+
+    status, code, title = 503, "unavailable", "Service temporarily unavailable"
+
+
+class InternalError(ProblemError):
+    """An unexpected failure: the answer says only that, and an id to find it in the log."""
+
+    status, code, title = 500, "internal-error", "Internal server error"
+
+    def __init__(self, error_id: str) -> None:
+        super().__init__(f"An unexpected error occurred; quote error id {error_id} when reporting it.")
+        self.error_id = error_id
+
+    def body(self, instance: str) -> dict[str, Any]:
+        return {**super().body(instance), "error_id": self.error_id}

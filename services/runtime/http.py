@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
@@ -15,9 +18,22 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.runtime.errors import FieldError, InvalidInput, PayloadTooLarge, ProblemError
+from services.runtime.errors import (
+    FieldError,
+    InternalError,
+    InvalidInput,
+    PayloadTooLarge,
+    ProblemError,
+    ServiceUnavailable,
+)
+from services.runtime.store import StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+PROBE_GRACE_S = 0.25
+"""Readiness gives each probe ``store_timeout_s``; a probe that keeps to it itself (the store's
+ping does) answers first, with its reason; this much later the probe is abandoned."""
 
 
 def problem_response(error: ProblemError, request: Request, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -44,6 +60,33 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         return problem_response(_HttpProblem(error.status_code, str(error.detail)), request)
+
+    @app.exception_handler(StoreUnavailable)
+    async def _store_unavailable(request: Request, error: StoreUnavailable) -> JSONResponse:
+        return unavailable_response(request, error)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        # Last resort for errors outside the observe middleware (which answers the rest):
+        # Starlette's ServerErrorMiddleware sends this, then re-raises for the server to log.
+        return unexpected_error_response(request, error)
+
+
+def unavailable_response(request: Request, error: StoreUnavailable) -> JSONResponse:
+    """503: the store does not answer. The reason (with the store's address) goes to the log
+    and to /health/ready, not to the caller."""
+    retry_after = request.app.state.runtime.settings.retry_after_s
+    log.warning("%s %s: store unavailable: %s", request.method, request.url.path, error)
+    problem = ServiceUnavailable(f"The document store does not answer at the moment; try again in {retry_after} s.")
+    return problem_response(problem, request, {"Retry-After": str(retry_after)})
+
+
+def unexpected_error_response(request: Request, error: BaseException) -> JSONResponse:
+    """500 that leaks nothing: a generic detail and an error id, logged with the traceback."""
+    error_id = uuid.uuid4().hex
+    log.error("unhandled error %s in %s %s", error_id, request.method, request.url.path,
+              exc_info=(type(error), error, error.__traceback__))
+    return problem_response(InternalError(error_id), request)
 
 
 class _HttpProblem(ProblemError):
@@ -111,16 +154,43 @@ def install_observability(app: FastAPI, service: str) -> None:
             f"{request.method} {request.url.path}", context=context, kind=SpanKind.SERVER,
             attributes={"http.request.method": request.method, "url.path": request.url.path},
         ) as span:
-            response: Response = await call_next(request)
+            try:
+                response: Response = await call_next(request)
+            except Exception as error:  # noqa: BLE001 - answered as a problem, counted, traced, logged
+                span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                response = unexpected_error_response(request, error)
             route = getattr(request.scope.get("route"), "path", "unmatched")
             span.update_name(f"{request.method} {route}")
             span.set_attribute("http.route", route)
             span.set_attribute("http.response.status_code", response.status_code)
-            if response.status_code >= 500:
+            if response.status_code >= 500 and span.status.status_code is not StatusCode.ERROR:
                 span.set_status(Status(StatusCode.ERROR))
         runtime.metrics.http_requests.labels(service, request.method, route, str(response.status_code)).inc()
         runtime.metrics.http_latency.labels(service, request.method, route).observe(time.perf_counter() - started)
         return response
+
+
+async def _probe(probe: Callable[[], Awaitable[None]], timeout_s: float) -> str:
+    """``ok``, or why not in words: ``unreachable: <why>`` or ``error: <type>: <message>``."""
+    deadline = asyncio.timeout(timeout_s + PROBE_GRACE_S)
+    try:
+        async with deadline:
+            await probe()
+        return "ok"
+    except StoreUnavailable as error:
+        return f"unreachable: {error}"
+    except TimeoutError as error:
+        if deadline.expired():
+            return f"unreachable: no answer within {timeout_s} s"
+        return _described(error)
+    except Exception as error:  # noqa: BLE001 - reported, not raised
+        return _described(error)
+
+
+def _described(error: Exception) -> str:
+    text = str(error).strip()
+    return f"error: {type(error).__name__}: {text}" if text else f"error: {type(error).__name__}"
 
 
 def ops_router() -> APIRouter:
@@ -134,13 +204,9 @@ def ops_router() -> APIRouter:
                 responses={503: {"description": "A dependency does not answer"}})
     async def ready(request: Request) -> JSONResponse:
         runtime = request.app.state.runtime
-        checks: dict[str, str] = {}
-        for name, probe in (("store", runtime.store.ping), ("bus", runtime.bus.ping)):
-            try:
-                await asyncio.wait_for(probe(), timeout=5)
-                checks[name] = "ok"
-            except Exception as error:  # noqa: BLE001 - reported, not raised
-                checks[name] = f"error: {type(error).__name__}: {error}"
+        timeout_s = runtime.settings.store_timeout_s
+        store, bus = await asyncio.gather(_probe(runtime.store.ping, timeout_s), _probe(runtime.bus.ping, timeout_s))
+        checks: dict[str, str] = {"store": store, "bus": bus}
         if runtime.seeding != "off":
             checks["sample_estate"] = "ok" if runtime.seeding == "done" else runtime.seeding
         ok = all(v == "ok" for v in checks.values())

@@ -28,7 +28,19 @@ class Metrics:
             "consumer_lag_messages", "Messages not yet processed by a consumer group",
             ["topic", "partition", "group"], registry=r)
         self.outbox_backlog = Gauge(
-            "outbox_backlog_events", "Events stored but not yet published", ["collection"], registry=r)
+            "outbox_backlog_events", "Events stored but not yet published (known to this replica)",
+            ["collection"], registry=r)
+        self.outbox_uncleared = Gauge(
+            "outbox_uncleared_events", "Events published but not yet cleared from their documents", registry=r)
+        self.outbox_clear_misses = Counter(
+            "outbox_clear_misses_total", "Clears that matched nothing while the events stayed stored",
+            ["collection"], registry=r)
+        self.outbox_publish_failures = Counter(
+            "outbox_publish_failures_total", "Outbox relay rounds that failed (bus or store unavailable)",
+            registry=r)
+        self.outbox_lease = Gauge(
+            "outbox_lease_held", "1 where this replica's relay publishes the collection's events",
+            ["collection"], registry=r)
         self.dead_letters = Counter(
             "dead_letters_total", "Messages sent to a dead-letter topic", ["topic", "group"], registry=r)
         self.import_rows = Counter(

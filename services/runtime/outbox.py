@@ -1,18 +1,38 @@
 """Transactional outbox without transactions: pending events live inside the changed document.
 
 A handler writes the new state and the events announcing it in ONE single-document write
-(the document's ``outbox`` array). The relay publishes them (acks=all) and afterwards
-removes exactly the entries it published (``$pullAll`` of those entries, by ``_id``), so
-events that a concurrent change appended meanwhile stay. A crash between the write and the
-publish loses nothing: the events are still in the document, and the relay's scan at start
-(and after any failed publish) finds and publishes them.
+(the document's ``outbox`` array, appended in stored order). The relay publishes them and
+then removes exactly what it published (``$pullAll`` by ``_id``), so a crash between the
+write and the publish loses nothing.
 
-Clearing is housekeeping, done by a background task after publication: it costs one
-single-document update per changed document, which a bulk import should not wait for
-(FerretDB 1.x turns any filter other than a lone ``_id`` into a full scan, so clearing must
-go document by document). Until an entry is cleared the relay remembers it was published,
-so its scans do not publish it again; a crash before the clear republishes it on restart.
-Publishing is therefore at-least-once, which is why consumers deduplicate on the event id.
+Order. For any one document, events reach the bus in the order they were stored, under
+broker outages, concurrent writers and several replicas:
+
+* One publisher per collection. Each replica's relay competes for a lease document
+  (``outbox_leases``, keyed by collection, renewed at a quarter of ``lease_s``); only the
+  holder publishes, and only while its lease has at least half its term left. A replica
+  that does not hold the lease leaves a marker (``outbox_pending_<collection>``, keyed by the
+  document's ``_id``) for each document it wrote; the holder polls the markers.
+* The holder publishes a document's entries in stored order, one entry per document per
+  round, and moves to the next entry only after the broker acknowledged the previous one.
+  A failed round keeps everything where it was and is retried after a backoff, so a later
+  write can never overtake an earlier one that timed out.
+* The holder trusts the entries it was handed only for a document it inserted itself
+  (their ``seq`` starts at 1, so nothing came before them); anything else is read back from
+  the store by ``_id`` before publishing, so another replica's write in between is seen.
+
+Duplicates. Publishing is at-least-once. After each acknowledged round the holder writes
+one record of the event ids it published (``outbox_published``); a relay that takes over
+(after a crash or a lease move) clears those entries instead of publishing them again, so a
+crash republishes at most the round in flight. Clearing is background housekeeping (one
+update per document, which a bulk import should not wait for); every clear is checked, and a
+clear that matched nothing although the entries are still stored is counted
+(``outbox_clear_misses_total``) and logged.
+
+Costs on FerretDB 1.x (which scans the whole collection for any filter but a lone ``_id``):
+the full scan for pending events runs when a relay takes a lease and then every
+``scan_interval_s``; between scans the holder reads only documents by ``_id`` and the small
+marker, lease and published-record collections.
 """
 
 from __future__ import annotations
@@ -20,8 +40,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.trace import SpanKind
@@ -30,7 +52,7 @@ from contracts.envelope import Envelope
 from contracts.registry import event_type
 from services.runtime.bus import Bus, OutgoingMessage
 from services.runtime.metrics import Metrics
-from services.runtime.store import Document, Store, UpdateOp
+from services.runtime.store import Document, DuplicateKeyError, Store, UpdateOp
 from services.runtime.telemetry import (
     Telemetry,
     context_from_headers,
@@ -42,13 +64,20 @@ log = logging.getLogger(__name__)
 
 OUTBOX = "outbox"
 HAS_PENDING = {f"{OUTBOX}.0": {"$exists": True}}
+LEASES = "outbox_leases"
+PUBLISHED = "outbox_published"
 CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json; charset=utf-8")
-RETRY_SCAN_S = 1.0
-"""After a failed publish, the relay scans the store again this soon (then at this pace)."""
 CLEAR_BATCH = 200
 CLEAR_AFTER_QUIET_S = 0.5
 """Clearing waits until publishing has been quiet this long: during a bulk import the store's
 time goes to the import, and the clearing catches up afterwards."""
+BACKOFF_INITIAL_S = 0.25
+BACKOFF_MAX_S = 5.0
+
+
+def markers(collection: str) -> str:
+    """The collection where replicas that do not publish leave word of what they wrote."""
+    return f"outbox_pending_{collection}"
 
 
 def outbox_entries(envelopes: Iterable[Envelope], trace: dict[str, str] | None = None) -> list[Document]:
@@ -64,8 +93,9 @@ def outbox_entries(envelopes: Iterable[Envelope], trace: dict[str, str] | None =
 
 
 def new_with_outbox(doc: Document, entries: list[Document]) -> Document:
-    """A document to insert, carrying the events that announce it."""
-    return {**doc, OUTBOX: entries}
+    """A document to insert, carrying the events that announce it. They are the document's
+    first events (``seq`` 1, 2, ...), which lets the relay publish them without a read."""
+    return {**doc, OUTBOX: [{**e, "seq": i} for i, e in enumerate(entries, start=1)]}
 
 
 def set_with_outbox(changes: Document, entries: list[Document]) -> Document:
@@ -73,71 +103,133 @@ def set_with_outbox(changes: Document, entries: list[Document]) -> Document:
     return {"$set": changes, "$push": {OUTBOX: {"$each": entries}}}
 
 
-@dataclass(frozen=True, slots=True)
+Key = tuple[str, Any]
+"""(collection, document _id)"""
+
+
+@dataclass(slots=True)
 class _Pending:
-    collection: str
-    doc_id: Any
-    entries: list[Document]
+    entries: list[Document] = field(default_factory=list)
+    """Entries known to be next for this document, in stored order."""
+    stale: bool = False
+    """The store may hold entries after ``entries`` that this relay has not read yet."""
+
+
+@dataclass(slots=True)
+class _Lease:
+    held_until: float = float("-inf")
+    """Loop time until which this relay holds the collection's lease."""
+    needs_scan: bool = True
 
 
 class OutboxRelay:
     def __init__(self, *, bus: Bus, store: Store, collections: Sequence[str], metrics: Metrics,
-                 telemetry: Telemetry, batch_size: int = 1000, scan_interval_s: float = 300.0) -> None:
+                 telemetry: Telemetry, batch_size: int = 1000, scan_interval_s: float = 300.0,
+                 lease_s: float = 10.0, poll_interval_s: float = 0.2, replica: str | None = None) -> None:
         self._bus = bus
         self._store = store
-        self._collections = list(collections)
         self._metrics = metrics
         self._telemetry = telemetry
         self._batch_size = batch_size
         self._scan_interval_s = scan_interval_s
-        self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
-        self._to_clear: asyncio.Queue[_Pending] = asyncio.Queue()
-        self._unpublished = 0
-        self._published: set[str] = set()
-        """Ids of events published but not yet cleared from their documents."""
-        self._tasks: list[asyncio.Task[None]] = []
-        self._busy = asyncio.Lock()
+        self._lease_s = lease_s
+        self._poll_interval_s = poll_interval_s
+        self.replica = replica or uuid.uuid4().hex
+        self._leases: dict[str, _Lease] = {}
+        for name in collections:
+            self.watch(name)
+        self._pending: dict[Key, _Pending] = {}
+        self._to_mark: dict[str, set[Any]] = {}
+        self._to_clear: asyncio.Queue[tuple[Key, list[Document]]] = asyncio.Queue()
+        self._published: dict[str, str | None] = {}
+        """Ids of events published but not yet cleared -> the published record naming them."""
+        self._records: dict[str, int] = {}
+        """Published records -> how many of their events are not cleared yet."""
+        self._changed = asyncio.Event()
+        self._round_done = asyncio.Condition()
+        self._failures = 0
         self._last_publish = 0.0
-        self._rescan = False
+        self._last_scan: dict[str, float] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- what writers call ----------------------------------------------------------------
 
     def watch(self, collection: str) -> None:
-        if collection not in self._collections:
-            self._collections.append(collection)
+        self._leases.setdefault(collection, _Lease())
 
     def submit(self, collection: str, docs: Iterable[Document]) -> None:
         """Hand freshly written documents (``_id`` and the new ``outbox`` entries) to the
-        relay for immediate publication."""
+        relay for publication."""
+        self.watch(collection)
         for doc in docs:
-            if doc.get(OUTBOX):
-                self._queue.put_nowait(_Pending(collection, doc["_id"], doc[OUTBOX]))
-                self._unpublished += len(doc[OUTBOX])
+            entries = doc.get(OUTBOX)
+            if not entries:
+                continue
+            if self.holds(collection):
+                self._note(collection, doc["_id"], entries)
+            else:
+                self._to_mark.setdefault(collection, set()).add(doc["_id"])
+        self._changed.set()
         self._report_backlog()
 
-    async def start(self) -> None:
-        await self.scan()  # whatever a crashed predecessor left behind
-        self._tasks = [asyncio.create_task(self._run(), name="outbox-relay"),
-                       asyncio.create_task(self._clear_continuously(), name="outbox-clearer")]
+    def holds(self, collection: str) -> bool:
+        return asyncio.get_running_loop().time() < self._leases[collection].held_until
 
-    async def stop(self, clear_timeout_s: float = 30.0) -> None:
-        """Stop; first finish publishing what was submitted and, within a time limit,
-        clearing what was published (what is left is published again after restart)."""
-        self._last_publish = float("-inf")  # no more waiting for quiet: clear now
+    def _note(self, collection: str, doc_id: Any, entries: list[Document] | None) -> None:
+        key = (collection, doc_id)
+        pending = self._pending.get(key)
+        if pending is None and entries and entries[0].get("seq") == 1:
+            self._pending[key] = _Pending(list(entries))  # a fresh document: nothing came before
+        elif pending is None:
+            self._pending[key] = _Pending(stale=True)
+        else:
+            pending.stale = True
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self._claim_leases()
+        self._tasks = [asyncio.create_task(coro, name=name) for name, coro in (
+            ("outbox-leases", self._keep_leases()), ("outbox-relay", self._run()),
+            ("outbox-clearer", self._clear_continuously()), ("outbox-markers", self._write_markers()))]
+
+    async def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop; first (within a time limit) publish what was submitted, clear what was
+        published, hand word of the rest to the next holder, and give up the leases."""
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self.drain(), clear_timeout_s)
-            await asyncio.wait_for(self._to_clear.join(), clear_timeout_s)
+            await asyncio.wait_for(self.settle(), timeout_s)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        with contextlib.suppress(Exception):
+            for collection, lease in self._leases.items():
+                if lease.held_until > float("-inf"):
+                    self._hand_over(collection)
+            await asyncio.wait_for(self._flush_markers(), 5)
+            await asyncio.wait_for(self._release_leases(), 5)
 
-    async def drain(self) -> None:
-        """Publish everything submitted so far, now, in this task."""
-        while not self._queue.empty():
-            await self._publish_queued()
-        async with self._busy:  # and wait for a batch the relay task has in flight
-            pass
+    async def drain(self, timeout_s: float = 60.0) -> bool:
+        """Wait until everything submitted so far is published (or, where another replica
+        publishes, handed over to it). Returns False if publishing failed meanwhile or the
+        time ran out: the events stay stored and are published when the bus is back."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        waiting = set(self._pending)
+        failures = self._failures
+        async with self._round_done:
+            while True:
+                waiting &= self._pending.keys()
+                if not waiting and not any(self._to_mark.values()):
+                    return True
+                if self._failures > failures or loop.time() > deadline:
+                    return False
+                self._changed.set()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                        await self._round_done.wait()
 
     async def settle(self) -> None:
         """Publish and clear everything submitted so far (tests, shutdown)."""
@@ -145,66 +237,239 @@ class OutboxRelay:
         self._last_publish = float("-inf")
         await self._to_clear.join()
 
-    async def _run(self) -> None:
+    # -- leases ---------------------------------------------------------------------------
+
+    async def _keep_leases(self) -> None:
         while True:
-            timeout = RETRY_SCAN_S if self._rescan else self._scan_interval_s
+            await asyncio.sleep(self._lease_s / 4)
+            await self._claim_leases()
+
+    async def _claim_leases(self) -> None:
+        for collection in list(self._leases):
             try:
-                first = await asyncio.wait_for(self._queue.get(), timeout)
-            except TimeoutError:
-                await self._scan_quietly()
+                await self._claim(collection)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - the lease runs out by itself
+                log.warning("could not renew the outbox lease on %s: %s", collection, error)
+            if not self.holds(collection) and self._leases[collection].held_until > float("-inf"):
+                self._hand_over(collection)
+            self._metrics.outbox_lease.labels(collection).set(1 if self.holds(collection) else 0)
+
+    async def _claim(self, collection: str) -> None:
+        loop = asyncio.get_running_loop()
+        started, now = loop.time(), time.time()
+        leases = self._store.collection(LEASES)
+        claim = {"owner": self.replica, "expires": now + self._lease_s}
+        current = await leases.find_one({"_id": collection})
+        if current is None:
+            try:
+                await leases.insert_one({"_id": collection, **claim})
+                won = True
+            except DuplicateKeyError:
+                won = False
+        elif current.get("owner") == self.replica or float(current.get("expires", 0)) < now:
+            won = await leases.find_one_and_update(
+                {"_id": collection, "owner": current.get("owner"), "expires": current.get("expires")},
+                {"$set": claim}) is not None
+        else:
+            won = False
+        lease = self._leases[collection]
+        if won:
+            if not self.holds(collection):
+                lease.needs_scan = True
+                log.info("outbox relay %s now publishes %s", self.replica, collection)
+                self._changed.set()
+            lease.held_until = started + self._lease_s
+
+    def _hand_over(self, collection: str) -> None:
+        """This relay no longer publishes ``collection``: leave word of what it had pending."""
+        self._leases[collection].held_until = float("-inf")
+        mine = [key for key in self._pending if key[0] == collection]
+        for key in mine:
+            del self._pending[key]
+            self._to_mark.setdefault(collection, set()).add(key[1])
+        if mine:
+            log.info("outbox relay %s handed %d pending document(s) of %s over", self.replica, len(mine),
+                     collection)
+        self._changed.set()
+
+    async def _release_leases(self) -> None:
+        leases = self._store.collection(LEASES)
+        for collection in self._leases:
+            await leases.update_one({"_id": collection, "owner": self.replica}, {"$set": {"expires": 0.0}})
+
+    def _publishable(self, collection: str) -> bool:
+        """Hold the lease with at least half its term left (room for a round to finish)."""
+        return asyncio.get_running_loop().time() < self._leases[collection].held_until - self._lease_s / 2
+
+    # -- markers (replicas that do not publish) -------------------------------------------
+
+    async def _write_markers(self) -> None:
+        while True:
+            await self._changed_or(self._poll_interval_s)
+            try:
+                await self._flush_markers()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - kept, retried; the events are stored anyway
+                log.warning("could not leave outbox markers: %s; retrying", error)
+                await asyncio.sleep(BACKOFF_MAX_S)
+
+    async def _flush_markers(self) -> None:
+        for collection, ids in list(self._to_mark.items()):
+            if ids:
+                batch = list(ids)
+                await self._store.collection(markers(collection)).insert_many([{"_id": i} for i in batch])
+                ids.difference_update(batch)
+        async with self._round_done:
+            self._round_done.notify_all()
+
+    async def _take_markers(self, collection: str) -> None:
+        found = await self._store.collection(markers(collection)).find({}, limit=self._batch_size)
+        if not found:
+            return
+        ids = [doc["_id"] for doc in found]
+        # Removed before the documents are read: a write after the read leaves a new marker.
+        await self._store.collection(markers(collection)).delete_many({"_id": {"$in": ids}})
+        for doc_id in ids:
+            self._note(collection, doc_id, None)
+
+    # -- publishing -----------------------------------------------------------------------
+
+    async def _changed_or(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can swallow a cancel
+                await self._changed.wait()
+        self._changed.clear()
+
+    async def _run(self) -> None:
+        backoff = 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            if backoff:
+                await asyncio.sleep(backoff)
+            try:
+                for collection, lease in self._leases.items():
+                    if not self._publishable(collection):
+                        continue
+                    if lease.needs_scan or loop.time() - self._last_scan.get(collection, 0) > self._scan_interval_s:
+                        await self.scan_collection(collection)
+                        lease.needs_scan = False
+                    await self._take_markers(collection)
+                published = await self._publish_round()
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - stored, so not lost: retried after a pause
+                self._failures += 1
+                backoff = min(BACKOFF_MAX_S, max(BACKOFF_INITIAL_S, backoff * 2))
+                self._metrics.outbox_publish_failures.inc()
+                log.warning("outbox relay: %s: %s; retrying in %.2f s", type(error).__name__, error, backoff)
+                async with self._round_done:
+                    self._round_done.notify_all()
                 continue
-            await self._publish_queued(first)
+            backoff = 0.0
+            async with self._round_done:
+                self._round_done.notify_all()
+            if not published:
+                await self._changed_or(self._poll_interval_s)
 
-    async def _scan_quietly(self) -> None:
-        self._rescan = False
-        try:
-            await self.scan()
-        except Exception:  # noqa: BLE001 - the events stay stored; the next scan retries
-            log.exception("outbox scan failed; retrying in %.0f s", RETRY_SCAN_S)
-            self._rescan = True
+    async def _publish_round(self) -> int:
+        """Publish the next entry of up to ``batch_size`` documents; returns how many."""
+        keys = [k for k in self._pending if self._publishable(k[0])][:self._batch_size]
+        if not keys:
+            return 0
+        await self._read_stale([k for k in keys if not self._pending[k].entries])
+        heads = [(k, self._pending[k].entries[0]) for k in keys if k in self._pending and self._pending[k].entries]
+        if heads:
+            await self._bus.publish(self._messages([entry for _, entry in heads]))
+            self._last_publish = asyncio.get_running_loop().time()
+            await self._published_round(heads)
+        for key in keys:
+            pending = self._pending.get(key)
+            if pending is not None and not pending.entries and not pending.stale:
+                del self._pending[key]
+        self._report_backlog()
+        return len(heads)
 
-    async def _publish_queued(self, first: _Pending | None = None) -> None:
-        batch: list[_Pending] = [first] if first is not None else []
-        events = len(first.entries) if first is not None else 0
-        while not self._queue.empty() and events < self._batch_size:
-            batch.append(self._queue.get_nowait())
-            events += len(batch[-1].entries)
-        self._unpublished -= events
-        try:
-            await self._publish(batch)
-        except Exception:  # noqa: BLE001 - stored, so not lost: a scan publishes them soon
-            log.exception("publishing %d events failed; they stay stored and a scan retries them", events)
-            self._rescan = True
+    async def _read_stale(self, keys: list[Key]) -> None:
+        """Read documents back by ``_id`` (one ``$in`` per collection: an index lookup)."""
+        by_collection: dict[str, list[Any]] = {}
+        for collection, doc_id in keys:
+            by_collection.setdefault(collection, []).append(doc_id)
+        for collection, ids in by_collection.items():
+            docs = await self._store.collection(collection).find({"_id": {"$in": ids}}, projection=[OUTBOX])
+            found = {doc["_id"]: doc for doc in docs}
+            for doc_id in ids:
+                pending = self._pending.get((collection, doc_id))
+                if pending is None:
+                    continue
+                pending.stale = False
+                stored = found.get(doc_id, {}).get(OUTBOX, [])
+                pending.entries = [e for e in stored if e["id"] not in self._published]
+
+    async def _published_round(self, heads: list[tuple[Key, Document]]) -> None:
+        by_collection: dict[str, list[tuple[Key, Document]]] = {}
+        for key, entry in heads:
+            by_collection.setdefault(key[0], []).append((key, entry))
+            self._metrics.events_published.labels(entry["topic"], entry["type"]).inc()
+            self._pending[key].entries.pop(0)
+        for collection, done in by_collection.items():
+            record = uuid.uuid4().hex
+            try:
+                await self._store.collection(PUBLISHED).insert_one(
+                    {"_id": record, "collection": collection, "events": [e["id"] for _, e in done]})
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - only costs duplicates after a crash
+                log.warning("could not record %d published events: %s", len(done), error)
+                record = ""
+            if record:
+                self._records[record] = len(done)
+            for key, entry in done:
+                self._published[entry["id"]] = record or None
+                self._to_clear.put_nowait((key, [entry]))
 
     async def scan(self) -> int:
-        """Publish pending events found in the store; returns how many documents had some."""
+        """Publish pending events found in every collection this relay publishes; returns
+        how many documents had some."""
         found = 0
-        for name in self._collections:
-            docs = await self._store.collection(name).find(HAS_PENDING, projection=[OUTBOX])
-            pending = []
-            for doc in docs:
-                entries = [e for e in doc.get(OUTBOX, []) if e["id"] not in self._published]
-                if entries:
-                    pending.append(_Pending(name, doc["_id"], entries))
-            found += len(pending)
-            for start in range(0, len(pending), self._batch_size):
-                await self._publish(pending[start:start + self._batch_size])
-        if found:
-            log.info("outbox scan published events of %d document(s)", found)
+        for collection in self._leases:
+            if self.holds(collection):
+                found += await self.scan_collection(collection)
         return found
 
-    async def _publish(self, batch: Sequence[_Pending]) -> None:
-        if not batch:
-            return
-        async with self._busy:
-            await self._bus.publish(self._messages([e for p in batch for e in p.entries]))
-            for p in batch:
-                for e in p.entries:
-                    self._metrics.events_published.labels(e["topic"], e["type"]).inc()
-                    self._published.add(e["id"])
-                self._to_clear.put_nowait(p)
-            self._last_publish = asyncio.get_running_loop().time()
+    async def scan_collection(self, collection: str) -> int:
+        """Find every document with pending events (a full scan on FerretDB). Entries that a
+        predecessor published (its published records say so) are cleared, not republished."""
+        self._last_scan[collection] = asyncio.get_running_loop().time()
+        records = await self._store.collection(PUBLISHED).find({"collection": collection})
+        earlier = {event_id: record["_id"] for record in records if record["_id"] not in self._records
+                   for event_id in record["events"]}
+        docs = await self._store.collection(collection).find(HAS_PENDING, projection=[OUTBOX])
+        left = dict.fromkeys(set(earlier.values()), 0)
+        for doc in docs:
+            key = (collection, doc["_id"])
+            entries = doc.get(OUTBOX, [])
+            done = [e for e in entries if e["id"] in earlier and e["id"] not in self._published]
+            for entry in done:
+                self._published[entry["id"]] = earlier[entry["id"]]
+                left[earlier[entry["id"]]] += 1
+            if done:
+                self._to_clear.put_nowait((key, done))
+            fresh = [e for e in entries if e["id"] not in self._published]
+            if key in self._pending:
+                self._pending[key].entries = fresh
+            elif fresh:
+                self._pending[key] = _Pending(fresh)
+        self._records.update(left)
+        await self._forget_cleared_records()
+        if docs:
+            log.info("outbox scan of %s found %d document(s) with pending events", collection, len(docs))
         self._report_backlog()
+        return len(docs)
+
+    # -- clearing -------------------------------------------------------------------------
 
     async def _clear_continuously(self) -> None:
         loop = asyncio.get_running_loop()
@@ -218,29 +483,65 @@ class OutboxRelay:
                 await self._clear(batch)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # noqa: BLE001 - published already; a restart republishes at worst
-                log.exception("clearing %d published outbox entries failed; retrying", len(batch))
-                for p in batch:
-                    self._to_clear.put_nowait(p)
+            except Exception as error:  # noqa: BLE001 - published already; a restart republishes at worst
+                log.warning("clearing %d published outbox entries failed: %s; retrying", len(batch), error)
+                for item in batch:
+                    self._to_clear.put_nowait(item)
                 await asyncio.sleep(1)
             finally:
                 for _ in batch:
                     self._to_clear.task_done()
             self._report_backlog()
 
-    async def _clear(self, batch: Sequence[_Pending]) -> None:
-        by_collection: dict[str, list[_Pending]] = {}
-        for p in batch:
-            by_collection.setdefault(p.collection, []).append(p)
-        for name, published in by_collection.items():
-            await self._store.collection(name).bulk_update(
-                [UpdateOp({"_id": p.doc_id}, {"$pullAll": {OUTBOX: p.entries}}) for p in published])
-            for p in published:
-                self._published.difference_update(e["id"] for e in p.entries)
+    async def _clear(self, batch: Sequence[tuple[Key, list[Document]]]) -> None:
+        by_doc: dict[Key, list[Document]] = {}
+        for key, entries in batch:
+            by_doc.setdefault(key, []).extend(entries)
+        by_collection: dict[str, list[tuple[Any, list[Document]]]] = {}
+        for (collection, doc_id), entries in by_doc.items():
+            by_collection.setdefault(collection, []).append((doc_id, entries))
+        for collection, cleared in by_collection.items():
+            result = await self._store.collection(collection).bulk_update(
+                [UpdateOp({"_id": doc_id}, {"$pullAll": {OUTBOX: entries}}) for doc_id, entries in cleared])
+            if result.modified < len(cleared):
+                await self._check_missed(collection, cleared)
+            for _, entries in cleared:
+                for entry in entries:
+                    record = self._published.pop(entry["id"], None)
+                    if record:
+                        self._records[record] = self._records.get(record, 1) - 1
+        await self._forget_cleared_records()
+
+    async def _check_missed(self, collection: str, cleared: list[tuple[Any, list[Document]]]) -> None:
+        """Some clears modified nothing: fine if the entries are gone (cleared before), a fault
+        if they are still stored (the stored entries differ from what was pulled)."""
+        for doc_id, entries in cleared:
+            doc = await self._store.collection(collection).find_one({"_id": doc_id}, projection=[OUTBOX])
+            stored = {e["id"] for e in (doc or {}).get(OUTBOX, [])}
+            stuck = [e["id"] for e in entries if e["id"] in stored]
+            if stuck:
+                self._metrics.outbox_clear_misses.labels(collection).inc(len(stuck))
+                log.error("clearing %s/%s matched nothing though events %s are still stored; they will be "
+                          "published again after a restart", collection, doc_id, stuck)
+
+    async def _forget_cleared_records(self) -> None:
+        done = [record for record, left in self._records.items() if left <= 0]
+        if done:
+            await self._store.collection(PUBLISHED).delete_many({"_id": {"$in": done}})
+            for record in done:
+                del self._records[record]
+
+    # -- reporting ------------------------------------------------------------------------
 
     def _report_backlog(self) -> None:
-        self._metrics.outbox_backlog.labels("unpublished").set(self._unpublished)
-        self._metrics.outbox_backlog.labels("uncleared").set(len(self._published))
+        unpublished: dict[str, int] = dict.fromkeys(self._leases, 0)
+        for (collection, _), pending in self._pending.items():
+            unpublished[collection] = unpublished.get(collection, 0) + max(len(pending.entries), int(pending.stale))
+        for collection, ids in self._to_mark.items():
+            unpublished[collection] = unpublished.get(collection, 0) + len(ids)
+        for collection, count in unpublished.items():
+            self._metrics.outbox_backlog.labels(collection).set(count)
+        self._metrics.outbox_uncleared.set(len(self._published))
 
     def _messages(self, entries: Sequence[Document]) -> list[OutgoingMessage]:
         """Messages for the entries, in order; one producer span per originating trace (an

@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter
@@ -18,7 +19,7 @@ from services.runtime.bus.delivery import RetryPolicy
 from services.runtime.bus.kafka import KafkaBus
 from services.runtime.bus.memory import MemoryBus
 from services.runtime.clock import Clock, SystemClock
-from services.runtime.idempotency import ProcessedEvents
+from services.runtime.idempotency import ProcessedEvents, run_retention
 from services.runtime.metrics import Metrics
 from services.runtime.outbox import OutboxRelay
 from services.runtime.settings import Mode, Settings
@@ -59,6 +60,7 @@ class Runtime:
     seeding: str = "off"
     """Sample data: off, loading, done, or failed: <why>."""
     _seed_task: asyncio.Task[None] | None = None
+    _retention_task: asyncio.Task[None] | None = None
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None, publishes: Iterable[str] = (),
@@ -71,7 +73,9 @@ class Runtime:
                              settings.consumer_backoff_max_s)
         if store is None:
             store = (MemoryStore() if settings.mode is Mode.EMBEDDED
-                     else MongoStore(settings.mongo_url, settings.mongo_database))
+                     else MongoStore(settings.mongo_url, settings.mongo_database,
+                                     timeout_s=settings.store_timeout_s,
+                                     query_timeout_s=settings.store_query_timeout_s))
         if bus is None:
             if settings.mode is Mode.EMBEDDED:
                 bus = MemoryBus(partitions=settings.topic_partitions, policy=policy,
@@ -82,7 +86,8 @@ class Runtime:
                                telemetry=telemetry, metrics=metrics, topics=list(publishes))
         relay = OutboxRelay(bus=bus, store=store, collections=[], metrics=metrics, telemetry=telemetry,
                             batch_size=settings.outbox_batch_size,
-                            scan_interval_s=settings.outbox_scan_interval_s)
+                            scan_interval_s=settings.outbox_scan_interval_s,
+                            lease_s=settings.outbox_lease_s, poll_interval_s=settings.outbox_poll_interval_s)
         return cls(settings, clock, store, bus, relay, telemetry, metrics, ProcessedEvents(store, clock))
 
     async def start(self, units: Iterable[ServiceUnit]) -> None:
@@ -95,6 +100,9 @@ class Runtime:
                 await unit.setup(self)
         await self.bus.start()
         await self.relay.start()
+        self._retention_task = asyncio.create_task(run_retention(
+            self.ledger, self.clock, timedelta(days=self.settings.ledger_retention_days), every_s=3600.0),
+            name="ledger-retention")
         seeds = [u.seed for u in units if u.seed is not None]
         if self.settings.load_sample_estate and seeds:
             self.seeding = "loading"
@@ -115,10 +123,11 @@ class Runtime:
         log.info("sample data loaded in %.1f s", time.perf_counter() - started)
 
     async def stop(self) -> None:
-        if self._seed_task is not None:
-            self._seed_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._seed_task
+        for task in (self._seed_task, self._retention_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         try:
             await self.relay.stop()
             await self.bus.stop()

@@ -44,6 +44,20 @@ class Settings(BaseSettings):
 
     outbox_batch_size: int = Field(default=1000, ge=1)
     outbox_scan_interval_s: float = Field(default=300.0, gt=0)
+    outbox_lease_s: float = Field(default=10.0, gt=0)
+    """How long a relay's claim to publish a collection lasts unless renewed (renewed at a third)."""
+    outbox_poll_interval_s: float = Field(default=0.2, gt=0)
+    """How often the publishing relay looks for events other replicas wrote."""
+
+    store_timeout_s: float = Field(default=2.0, gt=0)
+    """How long a store operation may wait for an unreachable or hung store before giving up."""
+    store_query_timeout_s: float = Field(default=60.0, gt=0)
+    """How long a query that is not a lone ``_id`` lookup may take (FerretDB 1.x scans for those)."""
+    retry_after_s: int = Field(default=5, ge=1)
+    """Retry-After sent with 503 answers when a dependency is unavailable."""
+
+    ledger_retention_days: float = Field(default=30.0, gt=0)
+    """How long the processed-events ledger remembers an event (longer than any redelivery)."""
 
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     import_chunk_size: int = Field(default=1000, ge=1)

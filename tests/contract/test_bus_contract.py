@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from services.runtime.bus import Bus, Message, OutgoingMessage, dead_letter_topic
+from services.runtime.bus import Bus, BusUnavailable, Message, OutgoingMessage, dead_letter_topic
 from services.runtime.bus.delivery import PermanentError, RetryPolicy
 from services.runtime.bus.kafka import KafkaBus
 from services.runtime.bus.memory import MemoryBus
 from services.runtime.metrics import Metrics
+from services.runtime.store import StoreUnavailable
 from services.runtime.telemetry import Telemetry
 from tests.conftest import unique
+from tests.integration.faults import paused_broker
 
 pytestmark = pytest.mark.asyncio
 
@@ -30,6 +33,17 @@ def make_bus(request: pytest.FixtureRequest) -> BusFactory:
     bootstrap = request.getfixturevalue("kafka_bootstrap")
     return lambda: KafkaBus(bootstrap=bootstrap, client_id=unique("bus"), partitions=3, policy=POLICY,
                             telemetry=telemetry, metrics=metrics)
+
+
+Outage = Callable[[Bus], contextlib.AbstractContextManager[None]]
+
+
+@pytest.fixture
+def outage(make_bus: BusFactory) -> Outage:
+    """A broker outage for the duration: the in-process bus's own, or the real broker frozen."""
+    def during(bus: Bus) -> contextlib.AbstractContextManager[None]:
+        return bus.outage() if isinstance(bus, MemoryBus) else paused_broker()
+    return during
 
 
 @pytest.fixture
@@ -113,7 +127,7 @@ async def test_exhausted_and_poison_messages_go_to_the_dead_letter_topic(
     dead: list[Message] = []
     bus = make_bus()
     bus.subscribe(group, [topic], handler)
-    bus.subscribe(unique("dlq-reader"), [dead_letter_topic(topic)], recorder(dead))
+    bus.subscribe(unique("dlq-reader"), [dead_letter_topic(topic, group)], recorder(dead))
     await start(bus, running)
     await bus.publish([OutgoingMessage(topic, "same-key", v) for v in (b"poison", b"broken", b"fine")])
     await eventually(lambda: len(dead) == 2 and handled == [b"fine"])
@@ -150,3 +164,130 @@ async def test_a_restarted_consumer_resumes_after_its_committed_offset(
     await eventually(lambda: len(received) >= 3)
     await asyncio.sleep(0.5)
     assert received == [b"1", b"2", b"3"]
+
+
+async def test_a_subscription_after_start_is_refused(make_bus: BusFactory, running: list[Bus]) -> None:
+    bus = make_bus()
+    bus.subscribe(unique("g"), [unique("t")], recorder([]))
+    await start(bus, running)
+    with pytest.raises(RuntimeError, match="before the bus starts"):
+        bus.subscribe(unique("late"), [unique("t")], recorder([]))
+
+
+async def test_members_of_one_group_share_its_partitions(make_bus: BusFactory, running: list[Bus]) -> None:
+    topic, group = unique("shared"), unique("g")
+    first, second = [], []  # type: ignore[var-annotated]
+    bus = make_bus()
+    bus.subscribe(group, [topic], recorder(first))
+    bus.subscribe(group, [topic], recorder(second))
+    await start(bus, running)
+    await bus.publish([OutgoingMessage(topic, f"warm-{i}", b"warm") for i in range(12)])
+    await eventually(lambda: len({(m.partition, m.offset) for m in first + second}) == 12)
+    await asyncio.sleep(1)  # the group has settled (Kafka rebalances as members join)
+    first.clear()
+    second.clear()
+    await bus.publish([OutgoingMessage(topic, f"k{i}", str(i).encode()) for i in range(60)])
+    await eventually(lambda: len({m.value for m in first + second if m.value != b"warm"}) == 60)
+    assert first and second, "both members handle a share"
+    assert not {m.partition for m in first} & {m.partition for m in second}, "one member per partition"
+
+
+async def test_publishing_during_a_broker_outage_raises_and_works_after(
+        make_bus: BusFactory, running: list[Bus], outage: Outage) -> None:
+    topic = unique("outage")
+    got: list[Message] = []
+    bus = make_bus()
+    bus.subscribe(unique("g"), [topic], recorder(got))
+    await start(bus, running)
+    await bus.publish([OutgoingMessage(topic, "k", b"before")])
+    await eventually(lambda: len(got) == 1)
+    with outage(bus), pytest.raises(BusUnavailable):
+        await bus.publish([OutgoingMessage(topic, "k", b"during")])
+    await bus.publish([OutgoingMessage(topic, "k", b"after")])
+    await eventually(lambda: got[-1].value == b"after")
+    assert b"before" in [m.value for m in got]
+
+
+async def test_an_unavailable_store_is_waited_for_not_dead_lettered(make_bus: BusFactory, running: list[Bus]) -> None:
+    topic, group = unique("blip"), unique("g")
+    calls: list[bytes] = []
+    done: list[bytes] = []
+    dead: list[Message] = []
+
+    async def handler(message: Message) -> None:
+        calls.append(message.value)
+        if message.value == b"first" and calls.count(b"first") <= 2 * POLICY.max_attempts:
+            raise StoreUnavailable("the store does not answer")  # longer than every retry would last
+        done.append(message.value)
+
+    bus = make_bus()
+    bus.subscribe(group, [topic], handler)
+    bus.subscribe(unique("dlq-reader"), [dead_letter_topic(topic, group)], recorder(dead))
+    await start(bus, running)
+    await bus.publish([OutgoingMessage(topic, "k", b"first"), OutgoingMessage(topic, "k", b"second")])
+    await eventually(lambda: done == [b"first", b"second"])
+    await asyncio.sleep(0.5)
+    assert dead == [] and done == [b"first", b"second"]
+
+
+async def raw_messages(bus: Bus, topic: str, count: int) -> list[tuple[bytes, dict[str, bytes]]]:
+    """(key, headers) of the first ``count`` messages on ``topic``, read without decoding."""
+    if isinstance(bus, MemoryBus):
+        await eventually(lambda: len(bus.messages(topic)) >= count)
+        return [(m.key.encode(errors="surrogateescape"), dict(m.headers)) for m in bus.messages(topic)]
+    from aiokafka import AIOKafkaConsumer
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bus._bootstrap,  # type: ignore[attr-defined]
+                                auto_offset_reset="earliest", group_id=None)
+    await consumer.start()
+    try:
+        records = []
+        while len(records) < count:
+            records.append(await asyncio.wait_for(consumer.getone(), 30))
+        return [(r.key, dict(r.headers)) for r in records]
+    finally:
+        await consumer.stop()
+
+
+async def test_a_message_that_cannot_be_read_is_dead_lettered_and_the_rest_handled(
+        make_bus: BusFactory, running: list[Bus]) -> None:
+    topic, group = unique("unreadable"), unique("g")
+    got: list[Message] = []
+    bus = make_bus()
+    bus.subscribe(group, [topic], recorder(got))
+    await start(bus, running)
+    await bus.publish([OutgoingMessage(topic, b"\xff\xfe-not-utf8", b"odd"), OutgoingMessage(topic, "k", b"fine")])
+    await eventually(lambda: [m.value for m in got] == [b"fine"])
+    [(key, headers)] = await raw_messages(bus, dead_letter_topic(topic, group), 1)
+    assert key == b"\xff\xfe-not-utf8", "the original key, byte for byte"
+    assert headers["dlq-error-type"] == b"ValueError" and b"UTF-8" in headers["dlq-error"]
+    await bus.ping()  # the consumer is alive and well
+
+
+async def test_a_dead_letter_that_cannot_be_written_stops_the_partition_there(
+        make_bus: BusFactory, running: list[Bus], outage: Outage) -> None:
+    """The message is not skipped, and nothing after it is committed, until it is dead-lettered."""
+    topic, group = unique("dlq-down"), unique("g")
+    handled: list[bytes] = []
+    dead: list[Message] = []
+    broken = contextlib.ExitStack()
+    went: list[bool] = []
+
+    async def handler(message: Message) -> None:
+        if message.value == b"poison":
+            if not went:
+                went.append(True)
+                broken.enter_context(outage(bus))  # the broker goes as the dead letter is about to be written
+            raise PermanentError("cannot parse")
+        handled.append(message.value)
+
+    bus = make_bus()
+    bus.subscribe(group, [topic], handler)
+    bus.subscribe(unique("dlq-reader"), [dead_letter_topic(topic, group)], recorder(dead))
+    await start(bus, running)
+    with broken:  # mended whatever happens
+        await bus.publish([OutgoingMessage(topic, "k", v) for v in (b"a", b"poison", b"b", b"c")])
+        await eventually(lambda: bool(went))
+        await asyncio.sleep(2)
+        assert handled == [b"a"], "nothing after the poison message is handled while it cannot be dead-lettered"
+    await eventually(lambda: handled[-2:] == [b"b", b"c"] and len(dead) >= 1)
+    assert handled == [b"a", b"b", b"c"]

@@ -19,7 +19,7 @@ from contracts.procurement import DeliveredDevice, DeliveryReceivedV1
 from contracts.registry import EVENT_TYPES
 from services.inventory import domain
 from services.runtime.bus.base import Message
-from services.runtime.bus.delivery import Delivery, PermanentError, RetryPolicy
+from services.runtime.bus.delivery import Delivery, PermanentError, RawRecord, RetryPolicy
 from services.runtime.metrics import Metrics
 from services.runtime.telemetry import Telemetry
 
@@ -106,7 +106,11 @@ def test_every_topic_and_its_dead_letter_topic_is_a_channel(committed: dict[str,
     addresses = {channel["address"] for channel in doc["channels"].values()}
     for event in EVENT_TYPES.values():
         assert event.topic in addresses, f"{event.name}: no channel for topic {event.topic}"
-        assert f"{event.topic}.dead-letter" in addresses
+    for op in doc["operations"].values():
+        if op["action"] == "receive":
+            topic = op["channel"]["$ref"].split("/")[-1]
+            group = op["bindings"]["kafka"]["groupId"]["const"]
+            assert f"{doc['channels'][topic]['address']}.{group}.dead-letter" in addresses
 
 
 def test_inventory_sends_devices_and_receives_deliveries_as_its_group(
@@ -153,14 +157,14 @@ def test_documented_dead_letter_headers_are_the_ones_written(committed: dict[str
     loop = asyncio.new_event_loop()  # a loop of its own: the session's stays as it is
     try:
         loop.run_until_complete(
-            delivery("inventory", fail, Message("procurement.deliveries", "k", b"{}")))
+            delivery("inventory", fail, RawRecord("procurement.deliveries", 0, 0, b"k", b"{}", ())))
     finally:
         loop.close()
     written = {name for name, _ in published[0].headers if name.startswith("dlq-")}
 
     messages = _committed_json(committed, "asyncapi.json")["components"]["messages"]
-    headers = messages["procurement_deliveries_dead-letter"]["headers"]
-    assert published[0].topic == "procurement.deliveries.dead-letter"
+    headers = messages["procurement_deliveries_inventory_dead-letter"]["headers"]
+    assert published[0].topic == "procurement.deliveries.inventory.dead-letter"
     assert set(headers["required"]) == written
 
 

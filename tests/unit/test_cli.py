@@ -219,7 +219,7 @@ class FakeBroker:
     """One dead-letter topic; every replayed message fails again and comes back to it."""
 
     def __init__(self, topic: str, letters: dict[int, int]) -> None:
-        self.topic = dlq.dead_letter_topic(topic)
+        self.topic = dlq.dead_letter_topic(topic, "reporting")
         self.log: dict[TopicPartition, list[Any]] = {}
         self.committed: dict[TopicPartition, int] = {}
         self.sent: list[tuple[str, bytes | None, list[tuple[str, bytes]]]] = []
@@ -293,29 +293,30 @@ class FakeKafka(dlq.Kafka):
 
 async def test_replay_republishes_without_dlq_headers_commits_each_and_stops_at_the_end() -> None:
     broker = FakeBroker("inventory.devices", {0: 3, 1: 2})
-    letters = await dlq.dead_letters(FakeKafka(broker), "inventory.devices", replay=True, limit=4)
+    letters = await dlq.dead_letters(FakeKafka(broker), "inventory.devices", "reporting", replay=True, limit=4)
     assert letters is not None and len(letters) == 4 and all(d.replayed for d in letters)
     assert {topic for topic, _, _ in broker.sent} == {"inventory.devices"}
-    assert all(headers == [("traceparent", b"00-1")] for _, _, headers in broker.sent)
+    assert all(headers == [("traceparent", b"00-1"), ("dlq-replay-group", b"reporting")]
+               for _, _, headers in broker.sent)  # replayed to the group that failed, and only to it
     assert sum(broker.committed.values()) == 4
 
-    rest = await dlq.dead_letters(FakeKafka(broker), "inventory.devices", replay=True)
+    rest = await dlq.dead_letters(FakeKafka(broker), "inventory.devices", "reporting", replay=True)
     assert rest is not None and len(rest) == 5  # the one left, and the four that came back
-    listed = await dlq.dead_letters(FakeKafka(broker), "inventory.devices", idle_s=0.5)
+    listed = await dlq.dead_letters(FakeKafka(broker), "inventory.devices", "reporting", idle_s=0.5)
     assert listed is not None and len(listed) == 14 and sum(d.replayed for d in listed) == 9
 
 
 async def test_no_dead_letter_topic_means_none() -> None:
-    assert await dlq.dead_letters(FakeKafka(FakeBroker("t", {})), "t") is None
+    assert await dlq.dead_letters(FakeKafka(FakeBroker("t", {})), "t", "reporting") is None
 
 
 def test_dead_letters_command_lists_them(monkeypatch: pytest.MonkeyPatch) -> None:
     broker = FakeBroker("inventory.devices", {0: 1, 2: 1})
     monkeypatch.setattr(dlq, "Kafka", lambda bootstrap: FakeKafka(broker))
-    result = runner.invoke(app, ["dead-letters"])
+    result = runner.invoke(app, ["dead-letters", "--topic", "inventory.devices", "--group", "reporting"])
     assert result.exit_code == 0, result.output
     assert "MPS-D-000000" in result.stdout and "reporting" in result.stdout
-    assert "found 2 dead letter(s) on inventory.devices.dead-letter" in result.stdout
+    assert "found 2 dead letter(s) on inventory.devices.reporting.dead-letter" in result.stdout
 
 
 # ------------------------------------------------------------------ dead letters (real Kafka)
@@ -326,16 +327,17 @@ def test_dead_letters_against_a_real_broker(kafka_bootstrap: str) -> None:
     bootstrap = kafka_bootstrap
     topic = f"cli-test-{uuid.uuid4().hex[:8]}"
     asyncio.run(_dead_letter_one(bootstrap, topic))
-    listed = runner.invoke(app, ["dead-letters", "--topic", topic, "--bootstrap", bootstrap])
+    listed = runner.invoke(app, ["dead-letters", "--topic", topic, "--group", "g", "--bootstrap", bootstrap])
     assert listed.exit_code == 0, listed.output
     assert "found 1 dead letter(s)" in listed.stdout
-    replayed = runner.invoke(app, ["dead-letters", "--topic", topic, "--bootstrap", bootstrap,
+    replayed = runner.invoke(app, ["dead-letters", "--topic", topic, "--group", "g", "--bootstrap", bootstrap,
                                    "--replay"])
     assert "replayed 1 dead letter(s)" in replayed.stdout, replayed.output
-    again = runner.invoke(app, ["dead-letters", "--topic", topic, "--bootstrap", bootstrap,
+    again = runner.invoke(app, ["dead-letters", "--topic", topic, "--group", "g", "--bootstrap", bootstrap,
                                 "--replay"])
     assert "replayed 0 dead letter(s)" in again.stdout, again.output
-    assert asyncio.run(_read_one(bootstrap, topic)) == (b"K-1", [("traceparent", b"00-1")])
+    assert asyncio.run(_read_one(bootstrap, topic)) == (b"K-1", [("traceparent", b"00-1"),
+                                                                  ("dlq-replay-group", b"g")])
 
 
 async def _dead_letter_one(bootstrap: str, topic: str) -> None:
@@ -343,7 +345,7 @@ async def _dead_letter_one(bootstrap: str, topic: str) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     try:
-        await producer.send_and_wait(dlq.dead_letter_topic(topic), b"{}", key=b"K-1", headers=[
+        await producer.send_and_wait(dlq.dead_letter_topic(topic, "g"), b"{}", key=b"K-1", headers=[
             ("traceparent", b"00-1"), ("dlq-error", b"ValueError: no"),
             ("dlq-original-topic", topic.encode()), ("dlq-consumer-group", b"g")])
     finally:

@@ -9,10 +9,16 @@ from typing import Protocol
 Headers = tuple[tuple[str, bytes], ...]
 
 
+class BusUnavailable(Exception):
+    """The bus cannot take or give messages now (broker unreachable, timed out, producer
+    broken). Transient: the same operation may succeed once the broker is back."""
+
+
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:
     topic: str
-    key: str
+    key: str | bytes
+    """The aggregate id; bytes only to pass on a key that is not valid UTF-8 (dead letters)."""
     value: bytes
     headers: Headers = ()
 
@@ -33,7 +39,8 @@ class Message:
         return None
 
 
-Handler = Callable[[Message], Awaitable[None]]
+Handler = Callable[[Message], Awaitable[str | None]]
+"""Handles one message; may return an outcome for the metrics (e.g. "duplicate"), else "ok"."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,13 +51,20 @@ class Subscription:
     name: str = field(default="")
 
 
-def dead_letter_topic(topic: str) -> str:
-    return f"{topic}.dead-letter"
+def dead_letter_topic(topic: str, group: str) -> str:
+    """Where ``group`` puts the messages of ``topic`` it could not handle: each consumer group
+    has its own, so a replay reaches only the group that failed."""
+    return f"{topic}.{group}.dead-letter"
+
+
+REPLAY_GROUP_HEADER = "dlq-replay-group"
+"""On a replayed message: the one consumer group it is meant for; other groups skip it."""
 
 
 class Bus(Protocol):
     def subscribe(self, group: str, topics: Sequence[str], handler: Handler) -> None:
-        """Register a consumer group; call before ``start``."""
+        """Add a member to a consumer group (several members share its partitions); only
+        before ``start``, else RuntimeError."""
         ...
 
     async def start(self) -> None: ...
@@ -58,9 +72,11 @@ class Bus(Protocol):
     async def stop(self) -> None: ...
 
     async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
-        """Publish and wait until every message is acknowledged (acks=all on Kafka)."""
+        """Publish and wait until every message is acknowledged (acks=all on Kafka); raises
+        BusUnavailable when the broker does not take them."""
         ...
 
     async def ping(self) -> None:
-        """Raise if the bus cannot be reached."""
+        """Raise, saying why, if the bus cannot be reached, keeps failing to publish, or a
+        consumer has died or stalled."""
         ...

@@ -1,9 +1,16 @@
 """What happens to one consumed message, the same for every bus adapter.
 
-The handler runs inside a span continuing the producer's trace. A failure is retried with
-exponential backoff up to ``max_attempts``; a message that cannot succeed (it does not
-parse, or it failed every attempt) goes to ``<topic>.dead-letter`` with the error in its
-headers, and the consumer moves on. Only after this returns does the adapter commit.
+The handler runs inside a span continuing the producer's trace. Two kinds of failure:
+
+* the infrastructure is unavailable (store or broker unreachable, a timeout): the message is
+  fine and the handler may be too, so nothing is dead-lettered; ``Unavailable`` tells the
+  adapter to stop at this message, back off and try it again until the infrastructure is
+  back (it pauses the partition and keeps polling, so the group does not rebalance);
+* the handler fails: retried with exponential backoff up to ``max_attempts``; a message that
+  cannot succeed (it cannot be read or parsed, or failed every attempt) goes to its group's
+  dead-letter topic with the error in its headers, and the consumer moves on.
+
+Only after ``deliver`` returns does the adapter commit the offset.
 """
 
 from __future__ import annotations
@@ -18,17 +25,32 @@ from dataclasses import dataclass
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from pydantic import ValidationError
 
-from services.runtime.bus.base import Handler, Message, OutgoingMessage, dead_letter_topic
+from services.runtime.bus.base import (
+    REPLAY_GROUP_HEADER,
+    BusUnavailable,
+    Handler,
+    Headers,
+    Message,
+    OutgoingMessage,
+    dead_letter_topic,
+)
 from services.runtime.metrics import Metrics
+from services.runtime.store import StoreUnavailable
 from services.runtime.telemetry import Telemetry, context_from_headers
 
 log = logging.getLogger(__name__)
 
 Publish = Callable[[Sequence[OutgoingMessage]], Awaitable[None]]
+TRANSIENT: tuple[type[BaseException], ...] = (StoreUnavailable, BusUnavailable, ConnectionError, TimeoutError)
+"""Errors that say the infrastructure is away, not that the message or the handler is wrong."""
 
 
 class PermanentError(Exception):
     """A handler error that no retry can cure (the message is wrong, not the world)."""
+
+
+class Unavailable(Exception):
+    """The infrastructure is unavailable: handle this message again later; skip nothing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,8 +63,20 @@ class RetryPolicy:
         return float(min(self.backoff_max_s, self.backoff_initial_s * 2 ** (attempt - 1)))
 
 
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """A consumed record as the broker gave it, before anything is decoded."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+
+
 def _is_permanent(error: Exception) -> bool:
-    return isinstance(error, PermanentError | ValidationError | UnicodeDecodeError)
+    return isinstance(error, PermanentError | ValidationError | UnicodeDecodeError | ValueError)
 
 
 class Delivery:
@@ -52,31 +86,44 @@ class Delivery:
         self._metrics = metrics
         self._publish = publish
 
-    async def __call__(self, group: str, handler: Handler, message: Message) -> None:
+    async def __call__(self, group: str, handler: Handler, record: RawRecord) -> None:
+        """Handle one record, or dead-letter it; raises ``Unavailable`` to be called again."""
+        try:
+            message = Message(topic=record.topic, key=(record.key or b"").decode(), value=record.value or b"",
+                              headers=record.headers, partition=record.partition, offset=record.offset)
+        except UnicodeDecodeError as error:
+            await self._dead_letter(group, record, ValueError(f"the message key is not valid UTF-8: {error}"), 1)
+            return
+        replay_for = next((v for k, v in record.headers if k == REPLAY_GROUP_HEADER), None)
+        if replay_for is not None and replay_for != group.encode():
+            self._metrics.events_consumed.labels(record.topic, group, "skipped").inc()
+            return  # a replay meant for another group
         attempt = 0
         while True:
             attempt += 1
             started = time.perf_counter()
             try:
-                await self._run(group, handler, message)
+                outcome = await self._run(group, handler, message)
             except asyncio.CancelledError:
                 raise
-            except Exception as error:  # noqa: BLE001 - every failure is retried or dead-lettered
+            except TRANSIENT as error:
+                self._metrics.events_consumed.labels(message.topic, group, "unavailable").inc()
+                raise Unavailable(f"{type(error).__name__}: {error}") from error
+            except Exception as error:  # noqa: BLE001 - every handler failure is retried or dead-lettered
                 self._metrics.events_consumed.labels(message.topic, group, "error").inc()
                 if _is_permanent(error) or attempt >= self._policy.max_attempts:
-                    await self._dead_letter(group, message, error, attempt)
+                    await self._dead_letter(group, record, error, attempt)
                     return
                 log.warning("handler failed (attempt %d) on %s@%d/%d: %s", attempt,
                             message.topic, message.partition, message.offset, error)
                 await asyncio.sleep(self._policy.delay(attempt))
             else:
-                self._metrics.events_consumed.labels(message.topic, group, "ok").inc()
+                self._metrics.events_consumed.labels(message.topic, group, outcome or "ok").inc()
                 return
             finally:
-                self._metrics.handler_latency.labels(message.topic, group).observe(
-                    time.perf_counter() - started)
+                self._metrics.handler_latency.labels(message.topic, group).observe(time.perf_counter() - started)
 
-    async def _run(self, group: str, handler: Handler, message: Message) -> None:
+    async def _run(self, group: str, handler: Handler, message: Message) -> str | None:
         with self._telemetry.tracer.start_as_current_span(
             f"{message.topic} process",
             context=context_from_headers(message.headers),
@@ -90,24 +137,28 @@ class Delivery:
             },
         ) as span:
             try:
-                await handler(message)
+                return await handler(message)
             except Exception as error:
                 span.record_exception(error)
                 span.set_status(Status(StatusCode.ERROR, str(error)))
                 raise
 
-    async def _dead_letter(self, group: str, message: Message, error: Exception, attempts: int) -> None:
-        log.error("dead-lettering %s@%d/%d for group %s after %d attempt(s): %s", message.topic,
-                  message.partition, message.offset, group, attempts, error)
+    async def _dead_letter(self, group: str, record: RawRecord, error: Exception, attempts: int) -> None:
+        log.error("dead-lettering %s@%d/%d for group %s after %d attempt(s): %s", record.topic,
+                  record.partition, record.offset, group, attempts, error)
         detail = "".join(traceback.format_exception_only(error)).strip()[:2000]
-        headers = tuple(h for h in message.headers if not h[0].startswith("dlq-")) + (
+        headers = tuple(h for h in record.headers if not h[0].startswith("dlq-")) + (
             ("dlq-error", detail.encode()),
             ("dlq-error-type", type(error).__name__.encode()),
-            ("dlq-original-topic", message.topic.encode()),
-            ("dlq-original-partition", str(message.partition).encode()),
-            ("dlq-original-offset", str(message.offset).encode()),
+            ("dlq-original-topic", record.topic.encode()),
+            ("dlq-original-partition", str(record.partition).encode()),
+            ("dlq-original-offset", str(record.offset).encode()),
             ("dlq-consumer-group", group.encode()),
             ("dlq-attempts", str(attempts).encode()),
         )
-        await self._publish([OutgoingMessage(dead_letter_topic(message.topic), message.key, message.value, headers)])
-        self._metrics.dead_letters.labels(message.topic, group).inc()
+        try:
+            await self._publish([OutgoingMessage(dead_letter_topic(record.topic, group), record.key or b"",
+                                                 record.value or b"", headers)])
+        except Exception as failure:  # noqa: BLE001 - not dead-lettered: must be handled again, not skipped
+            raise Unavailable(f"could not dead-letter: {type(failure).__name__}: {failure}") from failure
+        self._metrics.dead_letters.labels(record.topic, group).inc()

@@ -2,8 +2,12 @@
 
 Each topic is a set of append-only partitions; a message's partition comes from its key,
 so one key's messages stay in order. Each consumer group keeps its own committed offset
-per partition and sees every message; the offset moves only after the message was
-handled (or dead-lettered), so a restart of the consumers redelivers what was in flight.
+per partition and sees every message; the members of a group (several subscriptions with
+the same group) share its partitions, one member per partition. The offset moves only after
+the message was handled (or dead-lettered), so a restart redelivers what was in flight; when
+the infrastructure is unavailable, the partition waits and the same message is tried again.
+
+``outage()`` makes publishing fail as a broker outage would (for tests of what depends on it).
 """
 
 from __future__ import annotations
@@ -12,70 +16,97 @@ import asyncio
 import contextlib
 import logging
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
-from services.runtime.bus.base import Handler, Message, OutgoingMessage, Subscription
-from services.runtime.bus.delivery import Delivery, RetryPolicy
+from services.runtime.bus.base import BusUnavailable, Handler, Message, OutgoingMessage, Subscription
+from services.runtime.bus.delivery import Delivery, RawRecord, RetryPolicy
 from services.runtime.metrics import Metrics
 from services.runtime.telemetry import Telemetry
 
 log = logging.getLogger(__name__)
 
 
-def partition_for(key: str, partitions: int) -> int:
-    return zlib.crc32(key.encode()) % partitions
+def partition_for(key: str | bytes, partitions: int) -> int:
+    return zlib.crc32(key if isinstance(key, bytes) else key.encode()) % partitions
 
 
 class MemoryBus:
     def __init__(self, *, partitions: int, policy: RetryPolicy, telemetry: Telemetry, metrics: Metrics) -> None:
         self._partitions = partitions
-        self._logs: dict[str, list[list[Message]]] = {}
+        self._policy = policy
+        self._logs: dict[str, list[list[RawRecord]]] = {}
         self._committed: dict[tuple[str, str, int], int] = {}
         self._subscriptions: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._appended = asyncio.Condition()
         self._metrics = metrics
+        self._available = True
+        self._started = False
         self._deliver = Delivery(policy=policy, telemetry=telemetry, metrics=metrics, publish=self.publish)
 
     def subscribe(self, group: str, topics: Sequence[str], handler: Handler) -> None:
+        if self._started:
+            raise RuntimeError(f"subscribe {group} before the bus starts")
         self._subscriptions.append(Subscription(group, tuple(topics), handler))
 
-    def _log(self, topic: str) -> list[list[Message]]:
+    @contextlib.contextmanager
+    def outage(self) -> Iterator[None]:
+        """Publishing fails for the duration, as with a broker that is down."""
+        self._available = False
+        try:
+            yield
+        finally:
+            self._available = True
+
+    def _log(self, topic: str) -> list[list[RawRecord]]:
         if topic not in self._logs:
             self._logs[topic] = [[] for _ in range(self._partitions)]
         return self._logs[topic]
 
     async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+        if not self._available:
+            raise BusUnavailable("the in-process bus is in a simulated outage")
         for m in messages:
             partitions = self._log(m.topic)
             p = partition_for(m.key, len(partitions))
-            partitions[p].append(Message(m.topic, m.key, m.value, m.headers, p, len(partitions[p])))
+            key = m.key if isinstance(m.key, bytes) else m.key.encode()
+            partitions[p].append(RawRecord(m.topic, p, len(partitions[p]), key, m.value, tuple(m.headers)))
         async with self._appended:
             self._appended.notify_all()
 
     def messages(self, topic: str) -> list[Message]:
         """Everything ever published to a topic, partition by partition (for tests and replay)."""
-        return [m for partition in self._log(topic) for m in partition]
+        return [Message(r.topic, (r.key or b"").decode(errors="surrogateescape"), r.value or b"", r.headers,
+                        r.partition, r.offset) for partition in self._log(topic) for r in partition]
 
     async def start(self) -> None:
+        self._started = True
+        members: dict[str, list[Subscription]] = {}
         for sub in self._subscriptions:
-            self._tasks.append(asyncio.create_task(self._consume(sub), name=f"consumer:{sub.group}"))
+            members.setdefault(sub.group, []).append(sub)
+        for group, subs in members.items():
+            for index, sub in enumerate(subs):
+                self._tasks.append(asyncio.create_task(self._consume(sub, index, len(subs)),
+                                                       name=f"consumer:{group}:{index}"))
 
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        self._started = False
 
     async def ping(self) -> None:
-        return None
+        for task in self._tasks:
+            if task.done() and not task.cancelled():
+                raise BusUnavailable(f"{task.get_name()} has stopped: {task.exception()!r}")
 
-    def _next_batch(self, sub: Subscription) -> list[tuple[str, int, list[Message]]]:
+    def _next_batch(self, sub: Subscription, member: int, members: int) -> list[tuple[str, int, list[RawRecord]]]:
         batch = []
         for topic in sub.topics:
             for p, partition in enumerate(self._log(topic)):
+                if p % members != member:
+                    continue  # another member of the group owns this partition
                 offset = self._committed.get((sub.group, topic, p), 0)
                 pending = partition[offset:]
                 self._metrics.consumer_lag.labels(topic, str(p), sub.group).set(len(pending))
@@ -83,21 +114,28 @@ class MemoryBus:
                     batch.append((topic, p, pending[:500]))
         return batch
 
-    async def _consume(self, sub: Subscription) -> None:
+    async def _consume(self, sub: Subscription, member: int, members: int) -> None:
+        backoff = 0.0
         while True:
-            batch = self._next_batch(sub)
+            batch = self._next_batch(sub, member, members)
             if not batch:
                 async with self._appended:
-                    await self._appended.wait_for(lambda: bool(self._next_batch(sub)))
+                    await self._appended.wait_for(lambda: bool(self._next_batch(sub, member, members)))
                 continue
-            for topic, p, messages in batch:
-                for message in messages:
-                    await self._deliver(sub.group, sub.handler, message)
-                    self._committed[(sub.group, topic, p)] = message.offset + 1
-
-    async def idle(self, timeout: float = 10.0) -> None:
-        """Wait until every consumer group has handled everything published so far."""
-        async def caught_up() -> None:
-            while any(self._next_batch(sub) for sub in self._subscriptions):
-                await asyncio.sleep(0.01)
-        await asyncio.wait_for(caught_up(), timeout)
+            waiting = False
+            for topic, p, records in batch:
+                for record in records:
+                    try:
+                        await self._deliver(sub.group, sub.handler, record)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as error:  # noqa: BLE001 - Unavailable: this message again, later
+                        log.warning("%s@%d/%d for %s is tried again: %s", topic, p, record.offset, sub.group, error)
+                        waiting = True
+                        break
+                    self._committed[(sub.group, topic, p)] = record.offset + 1
+            if waiting:
+                backoff = min(self._policy.backoff_max_s, max(self._policy.backoff_initial_s, backoff * 2))
+                await asyncio.sleep(backoff)
+            else:
+                backoff = 0.0

@@ -12,9 +12,10 @@ from services.runtime.store.base import (
     DuplicateKeyError,
     Filter,
     Store,
+    StoreUnavailable,
     UpdateOp,
 )
 
 __all__ = [
-    "BulkResult", "Collection", "Document", "DuplicateKeyError", "Filter", "Store", "UpdateOp",
+    "BulkResult", "Collection", "Document", "DuplicateKeyError", "Filter", "Store", "StoreUnavailable", "UpdateOp",
 ]

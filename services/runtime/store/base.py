@@ -15,6 +15,14 @@ class DuplicateKeyError(Exception):
     """A write would break a unique index (``_id`` or a unique secondary index)."""
 
 
+class StoreUnavailable(Exception):
+    """The store cannot be reached or does not answer in time (refused, reset, hung).
+
+    Transient: the same request may succeed once the store is back. The message says why in
+    words a person can act on, and names the store without credentials.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class UpdateOp:
     filter: Filter
@@ -32,6 +40,13 @@ class BulkResult:
 
 
 class Collection(Protocol):
+    """Filters and updates use MongoDB's language and meaning (the embedded store's subset is
+    listed in matching.py). Values compare as BSON values: ``True`` is not ``1``, and
+    sub-documents are equal only with the same fields in the same order (this holds for
+    equality filters, ``$in`` and ``$pullAll``). ``modified`` counts only documents an update
+    actually changed; an update that changes nothing (``$pullAll`` that removes nothing,
+    ``$set`` of the current value) reports ``matched`` 1, ``modified`` 0."""
+
     name: str
 
     async def create_index(self, keys: Sort, *, unique: bool = False) -> None: ...
@@ -42,7 +57,9 @@ class Collection(Protocol):
         """Unordered: inserts what it can; duplicates are reported by index, not raised."""
         ...
 
-    async def find_one(self, filter: Filter, projection: Sequence[str] | None = None) -> Document | None: ...
+    async def find_one(self, filter: Filter, projection: Sequence[str] | None = None) -> Document | None:
+        """The first matching document, projected as :meth:`find` does."""
+        ...
 
     async def find(
         self,
@@ -51,7 +68,15 @@ class Collection(Protocol):
         sort: Sort | None = None,
         limit: int = 0,
         projection: Sequence[str] | None = None,
-    ) -> list[Document]: ...
+    ) -> list[Document]:
+        """Matching documents. ``projection`` names the (dotted) fields to return besides
+        ``_id``, which always comes back; ``None`` *or an empty sequence* means no projection,
+        the whole document (as MongoDB treats ``{}``; the adapters pass ``[]`` on as no
+        projection). Fields come back in the stored document's order. ``sort`` orders values
+        of different types as MongoDB does (null/missing < numbers < strings < documents <
+        arrays < booleans < dates; an array field by its smallest element ascending, its
+        largest descending)."""
+        ...
 
     async def count(self, filter: Filter) -> int: ...
 

@@ -2,20 +2,89 @@
 
 Only what the services use, with MongoDB's meaning: dotted paths, equality that also
 matches an element of an array, comparison operators, ``$in``/``$nin``/``$exists``,
-``$and``/``$or``; updates ``$set``/``$unset``/``$inc``/``$push`` (with ``$each``)/
-``$pullAll``/``$setOnInsert``. Anything else raises, so a service cannot come to depend on
-behaviour only one adapter has. (``$pull`` is left out on purpose: FerretDB 1.x ignores a
-``$pull`` condition such as ``{"id": {"$in": [...]}}``; ``$pullAll`` of exact values works.)
+``$and``/``$or``; updates ``$set``/``$unset``/``$inc``/``$push`` (with ``$each`` and
+``$slice``)/``$pullAll``/``$setOnInsert``. Anything else raises, so a service cannot come to
+depend on behaviour only one adapter has. (``$pull`` is left out on purpose: FerretDB 1.x
+ignores a ``$pull`` condition such as ``{"id": {"$in": [...]}}``; ``$pullAll`` of exact values
+works. ``$elemMatch`` too: FerretDB 1.24 rejects or mis-evaluates it.)
+
+Values compare as BSON values do (:func:`compare`): by type first, in MongoDB's type order,
+so ``True`` is not ``1``; documents compare field by field *in order*, so ``{"a": 1, "b": 2}``
+is not ``{"b": 2, "a": 1}`` (Python's ``==`` would say both are equal).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import cmp_to_key
 from typing import Any
 
 from services.runtime.store.base import Document, Filter, Sort
 
 _MISSING = object()
+_EMPTY_ARRAY = object()  # how an empty array sorts: below null (see _sort_value)
+
+# MongoDB's order of BSON types (comparison/sort order), for the types the services store.
+_NULL, _NUMBER, _STRING, _OBJECT, _ARRAY, _BOOL, _DATE, _OTHER = 1, 2, 3, 4, 5, 8, 9, 99
+
+
+def _type_rank(value: Any) -> int:
+    if value is None or value is _MISSING:
+        return _NULL
+    if isinstance(value, bool):  # before int: bool is an int subclass in Python, not in BSON
+        return _BOOL
+    if isinstance(value, int | float):
+        return _NUMBER
+    if isinstance(value, str):
+        return _STRING
+    if isinstance(value, dict):
+        return _OBJECT
+    if isinstance(value, list):
+        return _ARRAY
+    if isinstance(value, datetime):
+        return _DATE
+    if value is _EMPTY_ARRAY:
+        return 0
+    return _OTHER
+
+
+def _sign(a: Any, b: Any) -> int:
+    return (a > b) - (a < b)
+
+
+def compare(a: Any, b: Any) -> int:
+    """-1, 0 or 1 as MongoDB orders two values: by BSON type, then by value; documents field
+    by field in their order (type, name, value), arrays element by element, shorter first."""
+    if a is b:
+        return 0
+    rank_a, rank_b = _type_rank(a), _type_rank(b)
+    if rank_a != rank_b:
+        return _sign(rank_a, rank_b)
+    if rank_a == _OBJECT:
+        for (ka, va), (kb, vb) in zip(a.items(), b.items(), strict=False):
+            result = _sign(_type_rank(va), _type_rank(vb)) or _sign(ka, kb) or compare(va, vb)
+            if result:
+                return result
+        return _sign(len(a), len(b))
+    if rank_a == _ARRAY:
+        for x, y in zip(a, b, strict=False):
+            result = compare(x, y)
+            if result:
+                return result
+        return _sign(len(a), len(b))
+    if rank_a in (_NULL, 0):
+        return 0
+    if rank_a == _DATE:  # a naive datetime is UTC, as PyMongo stores it
+        a, b = (d if d.tzinfo else d.replace(tzinfo=UTC) for d in (a, b))
+    elif rank_a == _OTHER and type(a) is not type(b):
+        return _sign(type(a).__name__, type(b).__name__)
+    return _sign(a, b)
+
+
+def same(a: Any, b: Any) -> bool:
+    """MongoDB equality: same BSON type (numbers are one type) and value, field order included."""
+    return compare(a, b) == 0
 
 
 def copy_document(value: Any) -> Any:
@@ -49,22 +118,17 @@ def _candidates(value: Any) -> list[Any]:
     return [value]
 
 
-def _comparable(a: Any, b: Any) -> bool:
-    numbers = (int, float)
-    if isinstance(a, bool) or isinstance(b, bool):
-        return isinstance(a, bool) and isinstance(b, bool)
-    return (isinstance(a, numbers) and isinstance(b, numbers)) or type(a) is type(b)
-
-
 def _compare(op: str, value: Any, operand: Any) -> bool:
+    """``$gt`` and friends only match values of the operand's BSON type (type bracketing)."""
     for candidate in _candidates(value):
-        if candidate is _MISSING or not _comparable(candidate, operand):
+        if _type_rank(candidate) != _type_rank(operand):
             continue
+        result = compare(candidate, operand)
         if (
-            (op == "$gt" and candidate > operand)
-            or (op == "$gte" and candidate >= operand)
-            or (op == "$lt" and candidate < operand)
-            or (op == "$lte" and candidate <= operand)
+            (op == "$gt" and result > 0)
+            or (op == "$gte" and result >= 0)
+            or (op == "$lt" and result < 0)
+            or (op == "$lte" and result <= 0)
         ):
             return True
     return False
@@ -73,7 +137,7 @@ def _compare(op: str, value: Any, operand: Any) -> bool:
 def _equals(value: Any, operand: Any) -> bool:
     if value is _MISSING:
         return operand is None
-    return any(c == operand for c in _candidates(value))
+    return any(same(c, operand) for c in _candidates(value))
 
 
 def _match_operators(value: Any, ops: Mapping[str, Any]) -> bool:
@@ -155,50 +219,85 @@ def apply_update(doc: Document, update: Mapping[str, Any], *, inserting: bool = 
             elif op == "$inc":
                 parent[leaf] = parent.get(leaf, 0) + operand
             elif op == "$push":
-                items = operand["$each"] if _is_operator_dict(operand) else [operand]
-                parent[leaf] = [*parent.get(leaf, []), *copy_document(items)]
+                parent[leaf] = _pushed(parent.get(leaf, []), operand)
             elif op == "$pullAll":
                 current = parent.get(leaf)
                 if isinstance(current, list):
-                    parent[leaf] = [e for e in current if e not in operand]
+                    parent[leaf] = [e for e in current if not any(same(e, o) for o in operand)]
             else:
                 raise ValueError(f"update operator {op} is not supported by the embedded store")
 
 
+def _pushed(current: list[Any], operand: Any) -> list[Any]:
+    """``$push`` of one value, or of ``{"$each": [...]}`` optionally with ``"$slice": n``."""
+    if not isinstance(current, list):
+        raise ValueError("$push to a field that is not an array")
+    if not _is_operator_dict(operand):
+        return [*current, copy_document(operand)]
+    if set(operand) - {"$each", "$slice"} or "$each" not in operand:
+        raise ValueError(f"$push {sorted(operand)} is not supported by the embedded store (only $each, $slice)")
+    items = [*current, *copy_document(operand["$each"])]
+    if "$slice" in operand:
+        n = operand["$slice"]
+        items = items[:n] if n >= 0 else items[n:]
+    return items
+
+
+def _sort_value(value: Any, direction: int) -> Any:
+    """An array sorts by its smallest element ascending, its largest descending; an empty one
+    below null (MongoDB's rule)."""
+    if not isinstance(value, list):
+        return value
+    if not value:
+        return _EMPTY_ARRAY
+    pick = min if direction > 0 else max
+    return pick(value, key=cmp_to_key(compare))
+
+
 def sort_key(sort: Sort):  # type: ignore[no-untyped-def]
-    """A key function for list.sort over several fields with mixed directions."""
+    """A key function for list.sort over several fields with mixed directions, any types."""
 
-    class _Key:
-        __slots__ = ("doc",)
+    def compare_docs(a: Document, b: Document) -> int:
+        for field, direction in sort:
+            result = compare(_sort_value(get_path(a, field), direction), _sort_value(get_path(b, field), direction))
+            if result:
+                return result if direction > 0 else -result
+        return 0
 
-        def __init__(self, doc: Document) -> None:
-            self.doc = doc
+    return cmp_to_key(compare_docs)
 
-        def __lt__(self, other: _Key) -> bool:
-            for field, direction in sort:
-                a, b = get_path(self.doc, field), get_path(other.doc, field)
-                if a == b:
-                    continue
-                if a is _MISSING or a is None:
-                    return direction > 0
-                if b is _MISSING or b is None:
-                    return direction < 0
-                return (a < b) if direction > 0 else (a > b)
-            return False
 
-    return _Key
+def _projected(value: Any, tree: dict[str, Any]) -> Any:
+    """The parts of ``value`` that ``tree`` names, in the value's own field order; through an
+    array, the projection applies to each sub-document in it."""
+    if isinstance(value, list):
+        return [_projected(v, tree) for v in value if isinstance(v, dict)]
+    out: Document = {}
+    for key, item in value.items():
+        sub = tree.get(key)
+        if sub is True:
+            out[key] = copy_document(item)
+        elif sub is not None and isinstance(item, dict | list):
+            out[key] = _projected(item, sub)
+    return out
 
 
 def project(doc: Document, projection: list[str] | tuple[str, ...] | None) -> Document:
-    if projection is None:
+    """Only ``_id`` and the (dotted) fields named; no projection, or an empty one, is the whole
+    document (see ``Collection.find`` in base.py)."""
+    if not projection:
         return copy_document(doc)
-    out: Document = {"_id": doc["_id"]}
+    tree: dict[str, Any] = {"_id": True}
     for field in projection:
-        value = get_path(doc, field)
-        if value is not _MISSING:
-            parent, leaf = _parent(out, field, create=True)
-            parent[leaf] = copy_document(value)
-    return out
+        node = tree
+        *parents, leaf = field.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if node is True:
+                break
+        else:
+            node[leaf] = True
+    return _projected(doc, tree)
 
 
 def equality_seed(filter: Filter) -> dict[str, Any]:

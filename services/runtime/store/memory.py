@@ -15,6 +15,7 @@ from services.runtime.store.matching import (
     get_path,
     matches,
     project,
+    same,
     sort_key,
 )
 
@@ -57,14 +58,16 @@ class MemoryCollection:
         for fields, index in self._unique.items():
             index.pop(self._unique_key(doc, fields), None)
 
-    def _insert(self, doc: Document) -> None:
+    def _insert(self, doc: Document) -> Document:
         doc = copy_document(doc)
-        doc.setdefault("_id", str(uuid.uuid4()))
+        if next(iter(doc), None) != "_id":  # _id first, as the server stores it
+            doc = {"_id": doc.pop("_id") if "_id" in doc else str(uuid.uuid4()), **doc}
         if doc["_id"] in self._docs:
             raise DuplicateKeyError(f"{self.name}: duplicate _id {doc['_id']!r}")
         self._assert_unique(doc)
         self._docs[doc["_id"]] = doc
         self._index(doc)
+        return doc
 
     async def insert_one(self, doc: Document) -> None:
         async with self._lock:
@@ -84,7 +87,6 @@ class MemoryCollection:
     def _matching(self, filter: Filter) -> list[Document]:
         """Documents matching ``filter``; an ``_id`` condition narrows the search first."""
         by_id = filter.get("_id")
-        rest = {k: v for k, v in filter.items() if k != "_id"}
         if by_id is None:
             return [d for d in self._docs.values() if matches(d, filter)]
         if isinstance(by_id, dict) and set(by_id) == {"$in"}:
@@ -94,7 +96,8 @@ class MemoryCollection:
         else:
             return [d for d in self._docs.values() if matches(d, filter)]
         found = (d for d in map(self._docs.get, ids) if d is not None)
-        return [d for d in found if matches(d, rest)]
+        # the whole filter again: a dict lookup finds _id 1 for True, MongoDB does not
+        return [d for d in found if matches(d, filter)]
 
     async def find_one(self, filter: Filter, projection: Sequence[str] | None = None) -> Document | None:
         found = self._matching(filter)
@@ -118,31 +121,32 @@ class MemoryCollection:
     async def count(self, filter: Filter) -> int:
         return len(self._matching(filter))
 
-    def _update_doc(self, doc: Document, update: Mapping[str, Any]) -> Document:
+    def _update_doc(self, doc: Document, update: Mapping[str, Any]) -> tuple[Document, bool]:
+        """The document after ``update``, and whether that changed it (then it is stored).
+        Changed as MongoDB counts it: 1 -> True or a reordered sub-document is a change."""
         updated = dict(doc)
         apply_update(updated, update)
-        if updated != doc:
-            self._assert_unique(updated, ignore_id=doc["_id"])
-            self._unindex(doc)
-            self._docs[doc["_id"]] = updated
-            self._index(updated)
-        return updated
+        if same(updated, doc):
+            return doc, False
+        self._assert_unique(updated, ignore_id=doc["_id"])
+        self._unindex(doc)
+        self._docs[doc["_id"]] = updated
+        self._index(updated)
+        return updated, True
 
     def _upsert(self, filter: Filter, update: Mapping[str, Any]) -> Document:
         doc: Document = {}
         apply_update(doc, {"$set": equality_seed(filter)}, inserting=True)
         apply_update(doc, update, inserting=True)
-        self._insert(doc)
-        return self._docs[doc["_id"]]
+        return self._insert(doc)
 
     def _update_one(
         self, filter: Filter, update: Mapping[str, Any], upsert: bool
     ) -> tuple[Document | None, BulkResult]:
         found = self._matching(filter)
         if found:
-            before = found[0]
-            after = self._update_doc(before, update)
-            return after, BulkResult(matched=1, modified=int(after is not before and after != before))
+            after, changed = self._update_doc(found[0], update)
+            return after, BulkResult(matched=1, modified=int(changed))
         if upsert:
             return self._upsert(filter, update), BulkResult(upserted=1)
         return None, BulkResult()
@@ -162,9 +166,9 @@ class MemoryCollection:
         result = BulkResult()
         async with self._lock:
             for doc in self._matching(filter):
-                after = self._update_doc(doc, update)
+                _, changed = self._update_doc(doc, update)
                 result.matched += 1
-                result.modified += int(after != doc)
+                result.modified += int(changed)
         return result
 
     async def bulk_update(self, ops: Sequence[UpdateOp]) -> BulkResult:
