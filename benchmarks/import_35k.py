@@ -122,11 +122,13 @@ async def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
 
 
 async def wait_cleared(http: httpx.AsyncClient, url: str) -> float:
-    """When the relay has cleared every published entry (its 'uncleared' backlog is 0)."""
-    pattern = re.compile(r'^outbox_backlog_events\{collection="(\w+)"\} (\S+)$', re.M)
+    """When the relay has published everything and cleared every published entry."""
+    backlog = re.compile(r'^outbox_backlog_events\{collection="(\w+)"\} (\S+)$', re.M)
+    uncleared = re.compile(r"^outbox_uncleared_events (\S+)$", re.M)
     while True:
-        backlog = {k: float(v) for k, v in pattern.findall((await http.get(f"{url}/metrics")).text)}
-        if backlog and not any(backlog.values()):
+        text = (await http.get(f"{url}/metrics")).text
+        waiting = [float(v) for _, v in backlog.findall(text)] + [float(v) for v in uncleared.findall(text)]
+        if waiting and not any(waiting):
             return time.perf_counter()
         await asyncio.sleep(0.2)
 

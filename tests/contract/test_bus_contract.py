@@ -291,3 +291,21 @@ async def test_a_dead_letter_that_cannot_be_written_stops_the_partition_there(
         assert handled == [b"a"], "nothing after the poison message is handled while it cannot be dead-lettered"
     await eventually(lambda: handled[-2:] == [b"b", b"c"] and len(dead) >= 1)
     assert handled == [b"a", b"b", b"c"]
+
+
+async def test_a_replayed_message_reaches_only_the_group_it_names(make_bus: BusFactory, running: list[Bus]) -> None:
+    from services.runtime.bus import REPLAY_GROUP_HEADER
+
+    topic, g1, g2 = unique("replay"), unique("g1"), unique("g2")
+    first, second = [], []  # type: ignore[var-annotated]
+    bus = make_bus()
+    bus.subscribe(g1, [topic], recorder(first))
+    bus.subscribe(g2, [topic], recorder(second))
+    await start(bus, running)
+    await bus.publish([OutgoingMessage(topic, "k", b"replayed", ((REPLAY_GROUP_HEADER, g1.encode()),))])
+    await bus.publish([OutgoingMessage(topic, "k", b"normal")])
+    await eventually(lambda: [m.value for m in first] == [b"replayed", b"normal"])
+    await eventually(lambda: [m.value for m in second] == [b"normal"])
+    await asyncio.sleep(0.3)
+    assert [m.value for m in first] == [b"replayed", b"normal"]
+    assert [m.value for m in second] == [b"normal"], "the other group skips the replay and goes on"

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
 from typing import Any
 
 import pytest
 
+from services.runtime.bus import dead_letter_topic
 from tests.deploy.support import (
     ALERTS_FILE,
     GRAFANA_DIR,
@@ -88,6 +91,57 @@ def test_the_required_alerts_exist() -> None:
     assert backlog["for"] == "10m"
 
 
+def test_the_outbox_and_infrastructure_alerts_exist() -> None:
+    by_metric = {metric: [r for r in alert_rules() if re.search(rf"\b{metric}\b", r["expr"])]
+                 for metric in ("outbox_clear_misses_total", "outbox_lease_held", "outbox_publish_failures_total")}
+    assert all(by_metric.values()), f"no alert on {[m for m, rules in by_metric.items() if not rules]}"
+    [lease] = by_metric["outbox_lease_held"]
+    assert lease["for"] == "2m" and "== 0" in lease["expr"], "no replica holds the lease for 2 minutes"
+    assert any('outcome="unavailable"' in r["expr"] and "events_consumed_total" in r["expr"]
+               for r in alert_rules()), "no alert on handlers finding the store or the bus unavailable"
+
+
+def test_the_dead_letter_alert_names_the_groups_topic_and_the_command() -> None:
+    rule = next(r for r in alert_rules() if "dead_letters_total" in r["expr"])
+    text = " ".join(rule["annotations"]["description"].split())
+    assert dead_letter_topic("{{ $labels.topic }}", "{{ $labels.group }}") in text
+    assert "estate dead-letters --topic {{ $labels.topic }} --group {{ $labels.group }}" in text
+    assert "--replay" in text
+
+
+def alert_tests() -> dict[str, Any]:
+    return load_yaml(PROMETHEUS_DIR / "alerts.test.yml")
+
+
+def test_every_alert_has_a_promtool_case_that_matches_it() -> None:
+    tests = alert_tests()
+    assert [PROMETHEUS_DIR / f for f in tests["rule_files"]] == [ALERTS_FILE]
+    rules = {rule["alert"]: rule for rule in alert_rules()}
+    cases = [case for test in tests["tests"] for case in test["alert_rule_test"]]
+    tested = {case["alertname"] for case in cases}
+    assert tested <= rules.keys(), f"cases for unknown alerts {sorted(tested - rules.keys())}"
+    assert rules.keys() <= tested, f"alerts without a case {sorted(rules.keys() - tested)}"
+    assert all(any(case["exp_alerts"] for case in cases if case["alertname"] == name) for name in rules), \
+        "every alert has a case where it fires"
+    for case in cases:
+        rule = rules[case["alertname"]]
+        for alert in case["exp_alerts"]:
+            assert alert["exp_labels"]["severity"] == rule["labels"]["severity"], case["alertname"]
+            assert alert["exp_annotations"].keys() == rule["annotations"].keys(), case["alertname"]
+    for test in tests["tests"]:
+        for series in test["input_series"]:
+            assert promql_problems(series["series"]) == [], series["series"]
+
+
+def test_promtool_passes_the_alert_cases() -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool is not installed")
+    for args in (["check", "rules", str(ALERTS_FILE)], ["test", "rules", str(PROMETHEUS_DIR / "alerts.test.yml")]):
+        run = subprocess.run([promtool, *args], capture_output=True, text=True, timeout=120, check=False)
+        assert run.returncode == 0, run.stdout + run.stderr
+
+
 @pytest.mark.parametrize("rule", alert_rules(), ids=lambda rule: rule["alert"])
 def test_alert_rules_use_real_metrics_and_labels(rule: dict[str, Any]) -> None:
     assert promql_problems(rule["expr"]) == []
@@ -133,7 +187,8 @@ def test_the_health_dashboard_covers_the_platform_metrics() -> None:
     for metric in ("http_requests_total", "http_request_duration_seconds_bucket",
                    "events_published_total", "events_consumed_total",
                    "event_handler_duration_seconds_bucket", "consumer_lag_messages",
-                   "outbox_backlog_events", "dead_letters_total"):
+                   "outbox_backlog_events", "dead_letters_total", "outbox_uncleared_events",
+                   "outbox_clear_misses_total", "outbox_publish_failures_total", "outbox_lease_held"):
         assert metric in exprs, f"no panel shows {metric}"
 
 

@@ -21,7 +21,16 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, KafkaError, OutOfOrderSequenceNumber, TopicAlreadyExistsError
+from aiokafka.errors import (
+    CommitFailedError,
+    InvalidProducerEpoch,
+    InvalidProducerIdMapping,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    TopicAlreadyExistsError,
+    UnknownProducerId,
+)
 
 from services.runtime.bus.base import BusUnavailable, Handler, OutgoingMessage, Subscription, dead_letter_topic
 from services.runtime.bus.delivery import Delivery, RawRecord, RetryPolicy, Unavailable
@@ -38,6 +47,11 @@ FAILING_AFTER_S = 15.0
 """Readiness fails when every publish has failed for this long."""
 PUBLISH_TIMEOUT_MS = 5000
 REBUILD_EVERY_S = 5.0
+PRODUCER_BROKEN: tuple[type[KafkaError], ...] = (
+    OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch, InvalidProducerIdMapping, ProducerFenced)
+"""Errors after which the idempotent producer's state (id, epoch, sequence numbers) is no good:
+only a new producer can publish again. Anything else - a timeout (aiokafka's KafkaTimeoutError
+says ``retriable = False``), an unreachable broker - is waited out with the same producer."""
 
 
 @dataclass
@@ -162,8 +176,7 @@ class KafkaBus:
         if self._failing_since is None:
             self._failing_since = loop.time()
         self._last_failure = f"{type(error).__name__}: {error}"
-        fatal = isinstance(error, OutOfOrderSequenceNumber) or not getattr(error, "retriable", True)
-        if not fatal:
+        if not isinstance(error, PRODUCER_BROKEN):
             return
         async with self._rebuilding:
             if self._producer is not producer or loop.time() - self._last_rebuild < REBUILD_EVERY_S:
@@ -171,7 +184,13 @@ class KafkaBus:
             self._last_rebuild = loop.time()
             log.error("Kafka producer failed fatally (%s); building a new one", self._last_failure)
             fresh = self._new_producer()
-            await fresh.start()
+            try:
+                await fresh.start()
+            except Exception as failure:  # noqa: BLE001 - the broker is away too: the next failure tries again
+                log.error("the new Kafka producer did not start: %s: %s", type(failure).__name__, failure)
+                with contextlib.suppress(Exception):
+                    await fresh.stop()
+                return
             self._producer = fresh
             with contextlib.suppress(Exception):
                 await producer.stop()
@@ -183,6 +202,9 @@ class KafkaBus:
         for health in self._health:
             if health.task is not None and health.task.done():
                 raise BusUnavailable(f"consumer group {health.group} has stopped: {health.error}")
+            if health.error is not None:
+                raise BusUnavailable(f"consumer group {health.group} is not consuming "
+                                     f"(restarted {health.restarts} time(s)): {health.error}")
             if loop.time() - health.last_poll > STALL_AFTER_S:
                 raise BusUnavailable(f"consumer group {health.group} has not polled Kafka for "
                                      f"{loop.time() - health.last_poll:.0f} s (a handler may be stuck)")
@@ -230,6 +252,7 @@ class KafkaBus:
                 log.warning("consumer group %s could not poll Kafka: %s; retrying", sub.group, health.error)
                 await asyncio.sleep(1)
                 continue
+            health.error = None  # polled: whatever failed before is mended
             started = loop.time()
             for tp, records in batches.items():
                 if tp in health.paused or loop.time() - started > self._batch_budget_s:

@@ -97,11 +97,12 @@ class _Where:
         self.probe = probe
 
     @contextlib.asynccontextmanager
-    async def query(self, filter: Filter) -> AsyncIterator[None]:
+    async def query(self, filter: Filter | None) -> AsyncIterator[None]:
         """A filter other than a lone ``_id`` may need a scan (FerretDB 1.x always scans for
-        one): such queries get ``query_timeout_s`` instead of the short operation limit, after
-        a ping under the short limit (so an unreachable or hung store still answers at once)."""
-        if self.query_timeout_s is None or _by_id(filter):
+        one), and a bulk write (``filter`` None) carries many documents: these get
+        ``query_timeout_s`` instead of the short operation limit, after a ping under the short
+        limit (so an unreachable or hung store still answers at once)."""
+        if self.query_timeout_s is None or (filter is not None and _by_id(filter)):
             yield
             return
         if self.probe is not None:
@@ -145,7 +146,8 @@ class MongoCollection:
             if not docs:
                 return BulkResult()
             try:
-                result = await self._c.insert_many([dict(d) for d in docs], ordered=False)
+                async with self._where.query(None):  # a bulk write: the longer limit
+                    result = await self._c.insert_many([dict(d) for d in docs], ordered=False)
                 return BulkResult(inserted=len(result.inserted_ids))
             except BulkWriteError as e:
                 dupes = _duplicates(e)
@@ -208,7 +210,8 @@ class MongoCollection:
                 return BulkResult()
             total = BulkResult()
             for start in range(0, len(ops), BULK_STATEMENTS):
-                part = await self._bulk_update(ops[start:start + BULK_STATEMENTS])
+                async with self._where.query(None):  # a bulk write: the longer limit
+                    part = await self._bulk_update(ops[start:start + BULK_STATEMENTS])
                 total.matched += part.matched
                 total.modified += part.modified
                 total.upserted += part.upserted
