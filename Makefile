@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PORT   ?= 8000
 HOST   ?= 127.0.0.1
 
-.PHONY: install run test unit infra-up infra-down lint contracts bench clean
+.PHONY: install run test unit infra-up infra-down lint contracts bench bench-crash clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ contracts: install
 
 bench: install infra-up
 	$(PY) benchmarks/import_35k.py
+	$(PY) benchmarks/versioned_write.py
+
+# Several minutes: kills the service at three points of a 45,500-row import, counts duplicates.
+bench-crash: install infra-up
+	cd benchmarks && ../$(PY) crash_duplicates.py
 
 clean: infra-down
 	rm -rf .local .pytest_cache

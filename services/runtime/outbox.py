@@ -297,6 +297,7 @@ class OutboxRelay:
     async def _release_leases(self) -> None:
         leases = self._store.collection(LEASES)
         for collection in self._leases:
+            self._metrics.outbox_lease.labels(collection).set(0)
             await leases.update_one({"_id": collection, "owner": self.replica}, {"$set": {"expires": 0.0}})
 
     def _publishable(self, collection: str) -> bool:

@@ -95,7 +95,7 @@ async def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_consumer_g
     await produce(bootstrap, "procurement.deliveries", f"poison-{marker}", b"{not an envelope")
     after = new_tag("DL")
     await produce(bootstrap, "procurement.deliveries", "DEL-2", delivery([after]).to_bytes())
-    dead = await read_topic(bootstrap, "procurement.deliveries.dead-letter",
+    dead = await read_topic(bootstrap, "procurement.deliveries.inventory.dead-letter",
                             lambda rs: any(r.key == f"poison-{marker}".encode() for r in rs))
     [record] = [r for r in dead if r.key == f"poison-{marker}".encode()]
     headers = {k: v.decode() for k, v in record.headers}

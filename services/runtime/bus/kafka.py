@@ -221,7 +221,9 @@ class KafkaBus:
     async def _supervise(self, sub: Subscription, consumer: AIOKafkaConsumer, health: _ConsumerHealth) -> None:
         """Run the consumer; if it dies, say so (readiness) and start a new one."""
         delay = 1.0
+        loop = asyncio.get_running_loop()
         while True:
+            began = loop.time()
             try:
                 await self._consume(sub, consumer, health)
             except asyncio.CancelledError:
@@ -229,6 +231,8 @@ class KafkaBus:
             except Exception as error:  # noqa: BLE001 - reported by readiness and restarted
                 health.error = f"{type(error).__name__}: {error}"
                 health.restarts += 1
+                if loop.time() - began > 300:
+                    delay = 1.0  # it ran well for a while: this is a new failure, not a loop
                 log.exception("consumer group %s died; restarting in %.0f s", sub.group, delay)
             finally:
                 with contextlib.suppress(Exception):
@@ -236,8 +240,11 @@ class KafkaBus:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
             consumer = self._new_consumer(sub)
-            with contextlib.suppress(KafkaError):
+            try:
                 await consumer.start()
+            except KafkaError as error:
+                health.error = f"could not start a new consumer: {type(error).__name__}: {error}"
+                log.warning("consumer group %s: %s", sub.group, health.error)
 
     async def _consume(self, sub: Subscription, consumer: AIOKafkaConsumer, health: _ConsumerHealth) -> None:
         loop = asyncio.get_running_loop()
