@@ -39,6 +39,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import itertools
 import logging
 import time
 import uuid
@@ -141,21 +143,30 @@ class OutboxRelay:
         self._pending: dict[Key, _Pending] = {}
         self._to_mark: dict[str, set[Any]] = {}
         self._to_clear: asyncio.Queue[tuple[Key, list[Document]]] = asyncio.Queue()
-        self._published: dict[str, str | None] = {}
+        self._published: dict[str, str] = {}
         """Ids of events published but not yet cleared -> the published record naming them."""
+        metrics.outbox_uncleared.set_function(lambda: len(self._published))
         self._records: dict[str, int] = {}
         """Published records -> how many of their events are not cleared yet."""
-        self._changed = asyncio.Event()
+        self._recording: dict[str, asyncio.Task[None]] = {}
+        """Published records still being written."""
+        self._work = asyncio.Event()
+        """Set when there may be something to publish (the relay task waits on it)."""
+        self._marks = asyncio.Event()
+        """Set when there are markers to leave (the marker task waits on it)."""
         self._round_done = asyncio.Condition()
         self._failures = 0
         self._last_publish = 0.0
         self._last_scan: dict[str, float] = {}
+        self._markers_taken: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     # -- what writers call ----------------------------------------------------------------
 
     def watch(self, collection: str) -> None:
-        self._leases.setdefault(collection, _Lease())
+        if collection not in self._leases:
+            self._leases[collection] = _Lease()
+            self._metrics.outbox_backlog.labels(collection).set_function(lambda: self._unpublished(collection))
 
     def submit(self, collection: str, docs: Iterable[Document]) -> None:
         """Hand freshly written documents (``_id`` and the new ``outbox`` entries) to the
@@ -169,8 +180,8 @@ class OutboxRelay:
                 self._note(collection, doc["_id"], entries)
             else:
                 self._to_mark.setdefault(collection, set()).add(doc["_id"])
-        self._changed.set()
-        self._report_backlog()
+        self._work.set()
+        self._marks.set()
 
     def holds(self, collection: str) -> bool:
         return asyncio.get_running_loop().time() < self._leases[collection].held_until
@@ -219,6 +230,7 @@ class OutboxRelay:
         deadline = loop.time() + timeout_s
         waiting = set(self._pending)
         failures = self._failures
+        self._work.set()
         async with self._round_done:
             while True:
                 waiting &= self._pending.keys()
@@ -226,7 +238,6 @@ class OutboxRelay:
                     return True
                 if self._failures > failures or loop.time() > deadline:
                     return False
-                self._changed.set()
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(max(0.0, deadline - loop.time())):
                         await self._round_done.wait()
@@ -234,6 +245,7 @@ class OutboxRelay:
     async def settle(self) -> None:
         """Publish and clear everything submitted so far (tests, shutdown)."""
         await self.drain()
+        await asyncio.gather(*self._recording.values(), return_exceptions=True)
         self._last_publish = float("-inf")
         await self._to_clear.join()
 
@@ -279,7 +291,7 @@ class OutboxRelay:
             if not self.holds(collection):
                 lease.needs_scan = True
                 log.info("outbox relay %s now publishes %s", self.replica, collection)
-                self._changed.set()
+                self._work.set()
             lease.held_until = started + self._lease_s
 
     def _hand_over(self, collection: str) -> None:
@@ -292,7 +304,7 @@ class OutboxRelay:
         if mine:
             log.info("outbox relay %s handed %d pending document(s) of %s over", self.replica, len(mine),
                      collection)
-        self._changed.set()
+        self._marks.set()
 
     async def _release_leases(self) -> None:
         leases = self._store.collection(LEASES)
@@ -308,7 +320,7 @@ class OutboxRelay:
 
     async def _write_markers(self) -> None:
         while True:
-            await self._changed_or(self._poll_interval_s)
+            await self._wait(self._marks, self._poll_interval_s)
             try:
                 await self._flush_markers()
             except asyncio.CancelledError:
@@ -338,11 +350,12 @@ class OutboxRelay:
 
     # -- publishing -----------------------------------------------------------------------
 
-    async def _changed_or(self, timeout: float) -> None:
+    @staticmethod
+    async def _wait(event: asyncio.Event, timeout: float) -> None:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):  # not wait_for: on 3.11 it can swallow a cancel
-                await self._changed.wait()
-        self._changed.clear()
+                await event.wait()
+        event.clear()
 
     async def _run(self) -> None:
         backoff = 0.0
@@ -351,13 +364,7 @@ class OutboxRelay:
             if backoff:
                 await asyncio.sleep(backoff)
             try:
-                for collection, lease in self._leases.items():
-                    if not self._publishable(collection):
-                        continue
-                    if lease.needs_scan or loop.time() - self._last_scan.get(collection, 0) > self._scan_interval_s:
-                        await self.scan_collection(collection)
-                        lease.needs_scan = False
-                    await self._take_markers(collection)
+                await self._look_for_work(loop.time())
                 published = await self._publish_round()
             except asyncio.CancelledError:
                 raise
@@ -373,11 +380,33 @@ class OutboxRelay:
             async with self._round_done:
                 self._round_done.notify_all()
             if not published:
-                await self._changed_or(self._poll_interval_s)
+                await self._wait(self._work, self._poll_interval_s)
+
+    async def _look_for_work(self, now: float) -> None:
+        """Scans and markers, where due. A failure here only delays finding work: what is
+        pending already is published meanwhile (every document but a fresh one is read back
+        before publishing, so order never depends on a scan)."""
+        for collection, lease in self._leases.items():
+            if not self._publishable(collection):
+                continue
+            try:
+                if lease.needs_scan or now - self._last_scan.get(collection, 0) > self._scan_interval_s:
+                    await self.scan_collection(collection)
+                    lease.needs_scan = False
+                if now - self._markers_taken.get(collection, float("-inf")) >= self._poll_interval_s:
+                    self._markers_taken[collection] = now
+                    await self._take_markers(collection)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - tried again on the next pass
+                self._last_scan[collection] = now - self._scan_interval_s + BACKOFF_MAX_S  # rescan soon
+                log.warning("outbox relay could not look for pending events of %s: %s: %s", collection,
+                            type(error).__name__, error)
 
     async def _publish_round(self) -> int:
         """Publish the next entry of up to ``batch_size`` documents; returns how many."""
-        keys = [k for k in self._pending if self._publishable(k[0])][:self._batch_size]
+        publishing = {c for c in self._leases if self._publishable(c)}
+        keys = list(itertools.islice((k for k in self._pending if k[0] in publishing), self._batch_size))
         if not keys:
             return 0
         await self._read_stale([k for k in keys if not self._pending[k].entries])
@@ -390,7 +419,6 @@ class OutboxRelay:
             pending = self._pending.get(key)
             if pending is not None and not pending.entries and not pending.stale:
                 del self._pending[key]
-        self._report_backlog()
         return len(heads)
 
     async def _read_stale(self, keys: list[Key]) -> None:
@@ -417,19 +445,25 @@ class OutboxRelay:
             self._pending[key].entries.pop(0)
         for collection, done in by_collection.items():
             record = uuid.uuid4().hex
-            try:
-                await self._store.collection(PUBLISHED).insert_one(
-                    {"_id": record, "collection": collection, "events": [e["id"] for _, e in done]})
-            except asyncio.CancelledError:
-                raise
-            except Exception as error:  # noqa: BLE001 - only costs duplicates after a crash
-                log.warning("could not record %d published events: %s", len(done), error)
-                record = ""
-            if record:
-                self._records[record] = len(done)
+            self._records[record] = len(done)
             for key, entry in done:
-                self._published[entry["id"]] = record or None
+                self._published[entry["id"]] = record
                 self._to_clear.put_nowait((key, [entry]))
+            # Written in the background, so the next round does not wait for the store (busy with
+            # an import, say): a crash before it lands costs only duplicates of this round.
+            task = asyncio.create_task(self._record(record, collection, [e["id"] for _, e in done]))
+            self._recording[record] = task
+            task.add_done_callback(functools.partial(self._recorded, record))
+
+    def _recorded(self, record: str, _: asyncio.Task[None]) -> None:
+        self._recording.pop(record, None)
+
+    async def _record(self, record: str, collection: str, event_ids: list[str]) -> None:
+        try:
+            await self._store.collection(PUBLISHED).insert_one(
+                {"_id": record, "collection": collection, "events": event_ids})
+        except Exception as error:  # noqa: BLE001 - only costs duplicates after a crash
+            log.warning("could not record %d published events: %s", len(event_ids), error)
 
     async def scan(self) -> int:
         """Publish pending events found in every collection this relay publishes; returns
@@ -467,7 +501,6 @@ class OutboxRelay:
         await self._forget_cleared_records()
         if docs:
             log.info("outbox scan of %s found %d document(s) with pending events", collection, len(docs))
-        self._report_backlog()
         return len(docs)
 
     # -- clearing -------------------------------------------------------------------------
@@ -492,7 +525,6 @@ class OutboxRelay:
             finally:
                 for _ in batch:
                     self._to_clear.task_done()
-            self._report_backlog()
 
     async def _clear(self, batch: Sequence[tuple[Key, list[Document]]]) -> None:
         by_doc: dict[Key, list[Document]] = {}
@@ -526,7 +558,7 @@ class OutboxRelay:
                           "published again after a restart", collection, doc_id, stuck)
 
     async def _forget_cleared_records(self) -> None:
-        done = [record for record, left in self._records.items() if left <= 0]
+        done = [record for record, left in self._records.items() if left <= 0 and record not in self._recording]
         if done:
             await self._store.collection(PUBLISHED).delete_many({"_id": {"$in": done}})
             for record in done:
@@ -534,15 +566,14 @@ class OutboxRelay:
 
     # -- reporting ------------------------------------------------------------------------
 
-    def _report_backlog(self) -> None:
-        unpublished: dict[str, int] = dict.fromkeys(self._leases, 0)
-        for (collection, _), pending in self._pending.items():
-            unpublished[collection] = unpublished.get(collection, 0) + max(len(pending.entries), int(pending.stale))
-        for collection, ids in self._to_mark.items():
-            unpublished[collection] = unpublished.get(collection, 0) + len(ids)
-        for collection, count in unpublished.items():
-            self._metrics.outbox_backlog.labels(collection).set(count)
-        self._metrics.outbox_uncleared.set(len(self._published))
+    def _unpublished(self, collection: str) -> int:
+        """Events of ``collection`` known to this replica and not yet published (read when
+        Prometheus scrapes, so the hot path does not count)."""
+        count = len(self._to_mark.get(collection, ()))
+        for (name, _), pending in list(self._pending.items()):
+            if name == collection:
+                count += max(len(pending.entries), int(pending.stale))
+        return count
 
     def _messages(self, entries: Sequence[Document]) -> list[OutgoingMessage]:
         """Messages for the entries, in order; one producer span per originating trace (an
