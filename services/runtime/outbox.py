@@ -52,6 +52,7 @@ from opentelemetry.trace import SpanKind
 
 from contracts.envelope import Envelope
 from contracts.registry import event_type
+from services.runtime.aio import still_running
 from services.runtime.bus import Bus, OutgoingMessage
 from services.runtime.metrics import Metrics
 from services.runtime.store import Document, DuplicateKeyError, Store, UpdateOp
@@ -243,7 +244,11 @@ class OutboxRelay:
                         await self._round_done.wait()
 
     async def settle(self) -> None:
-        """Publish and clear everything submitted so far (tests, shutdown)."""
+        """Publish and clear everything submitted so far, and what the first scan of each
+        collection this relay publishes finds (tests, shutdown)."""
+        while any(lease.needs_scan for name, lease in self._leases.items() if self._publishable(name)):
+            self._work.set()
+            await asyncio.sleep(0.01)
         await self.drain()
         await asyncio.gather(*self._recording.values(), return_exceptions=True)
         self._last_publish = float("-inf")
@@ -253,6 +258,7 @@ class OutboxRelay:
 
     async def _keep_leases(self) -> None:
         while True:
+            still_running()
             await asyncio.sleep(self._lease_s / 4)
             await self._claim_leases()
 
@@ -320,6 +326,7 @@ class OutboxRelay:
 
     async def _write_markers(self) -> None:
         while True:
+            still_running()
             await self._wait(self._marks, self._poll_interval_s)
             try:
                 await self._flush_markers()
@@ -361,6 +368,7 @@ class OutboxRelay:
         backoff = 0.0
         loop = asyncio.get_running_loop()
         while True:
+            still_running()
             if backoff:
                 await asyncio.sleep(backoff)
             try:
@@ -508,6 +516,7 @@ class OutboxRelay:
     async def _clear_continuously(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
+            still_running()
             batch = [await self._to_clear.get()]
             while loop.time() - self._last_publish < CLEAR_AFTER_QUIET_S:  # publishing comes first
                 await asyncio.sleep(CLEAR_AFTER_QUIET_S / 4)

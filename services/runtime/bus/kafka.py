@@ -32,6 +32,7 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 
+from services.runtime.aio import still_running
 from services.runtime.bus.base import BusUnavailable, Handler, OutgoingMessage, Subscription, dead_letter_topic
 from services.runtime.bus.delivery import Delivery, RawRecord, RetryPolicy, Unavailable
 from services.runtime.metrics import Metrics
@@ -223,6 +224,7 @@ class KafkaBus:
         delay = 1.0
         loop = asyncio.get_running_loop()
         while True:
+            still_running()
             began = loop.time()
             try:
                 await self._consume(sub, consumer, health)
@@ -250,6 +252,7 @@ class KafkaBus:
         loop = asyncio.get_running_loop()
         health.paused.clear()
         while True:
+            still_running()
             health.last_poll = loop.time()
             self._resume_due(consumer, health, loop.time())
             try:

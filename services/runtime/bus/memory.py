@@ -18,6 +18,7 @@ import logging
 import zlib
 from collections.abc import Iterator, Sequence
 
+from services.runtime.aio import still_running
 from services.runtime.bus.base import BusUnavailable, Handler, Message, OutgoingMessage, Subscription
 from services.runtime.bus.delivery import Delivery, RawRecord, RetryPolicy
 from services.runtime.metrics import Metrics
@@ -117,6 +118,7 @@ class MemoryBus:
     async def _consume(self, sub: Subscription, member: int, members: int) -> None:
         backoff = 0.0
         while True:
+            still_running()
             batch = self._next_batch(sub, member, members)
             if not batch:
                 async with self._appended:
