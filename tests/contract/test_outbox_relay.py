@@ -66,10 +66,22 @@ class FlakyBus(MemoryBus):
         await super().publish(messages)
 
 
+RELAYS: list[OutboxRelay] = []
+
+
+@pytest.fixture(autouse=True)
+async def no_relay_outlives_its_test() -> AsyncIterator[None]:
+    yield
+    while RELAYS:
+        await crash(RELAYS.pop())
+
+
 def relay(bus: MemoryBus, store: Store, metrics: Metrics | None = None, **options: float) -> OutboxRelay:
     values = {"scan_interval_s": 60.0, "lease_s": 2.0, "poll_interval_s": 0.05} | options
-    return OutboxRelay(bus=bus, store=store, collections=["devices"], metrics=metrics or Metrics(),
+    made = OutboxRelay(bus=bus, store=store, collections=["devices"], metrics=metrics or Metrics(),
                        telemetry=Telemetry("t"), **values)  # type: ignore[arg-type]
+    RELAYS.append(made)
+    return made
 
 
 def published_ids(bus: MemoryBus) -> list[str]:
@@ -83,7 +95,7 @@ async def crash(r: OutboxRelay) -> None:
     await asyncio.gather(*r._tasks, return_exceptions=True)
 
 
-async def eventually(check: Callable[[], bool], timeout: float = 15.0) -> None:
+async def eventually(check: Callable[[], bool], timeout: float = 60.0) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not check():
@@ -168,8 +180,8 @@ async def test_a_round_that_fails_half_way_never_lets_a_later_event_overtake(sto
         await insert(store, r, tag)
     for tag in ("E", "F", "G"):
         await change(store, r, tag, 2)
-    bus.down, bus.fail_after = False, 1  # the first round publishes one message, then the broker goes
-    await asyncio.sleep(0.2)
+    bus.down, bus.fail_after = False, 1  # the next round publishes one message, then the broker goes
+    await eventually(lambda: bus.fail_after is None)
     bus.down = False
     await eventually(lambda: set(published_ids(bus)) >= {f"ev-{t}-{n}" for t in "EFG" for n in (1, 2)})
     await r.stop()
