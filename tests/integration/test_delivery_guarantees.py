@@ -23,6 +23,24 @@ pytestmark = pytest.mark.integration
 TOPIC = "inventory.devices"
 
 
+async def group_empty(bootstrap: str, group: str, timeout: float = 60.0) -> None:
+    """Wait until the killed process has left the consumer group (its session ran out), so the
+    next test's service is not kept waiting by a member that will never answer."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            responses = await admin.describe_consumer_groups([group])
+            groups = [g for r in responses for g in r.to_object()["groups"]]
+            if not any(g["members"] for g in groups):
+                return
+            await asyncio.sleep(1)
+    finally:
+        await admin.close()
+
+
 def versions(records: list[ConsumerRecord], tag: str) -> list[int]:
     """The device's event versions in the order they first reached the topic."""
     seen = [json.loads(r.value)["data"]["device"]["version"] for r in records if r.key == tag.encode()]
@@ -91,6 +109,7 @@ async def test_a_service_killed_after_an_import_republishes_at_most_one_round(se
         records = await read_topic(settings.kafka_bootstrap, TOPIC, all_there, timeout=60)
     finally:
         second.stop()
+        await group_empty(settings.kafka_bootstrap, "inventory")
     copies = Counter(r.key.decode() for r in records if r.key and r.key.decode() in wanted)
     duplicates = sum(n - 1 for n in copies.values())
     print(f"\nkilled after a {rows}-row import: {len(left)} documents still had events stored, "

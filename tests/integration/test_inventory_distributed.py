@@ -77,7 +77,7 @@ async def test_a_redelivered_delivery_event_has_one_effect(service: RunningServi
         await produce(bootstrap, "procurement.deliveries", "DEL-1", event.to_bytes())
     await produce(bootstrap, "procurement.deliveries", "DEL-1", delivery(tags).to_bytes())  # replayed anew
     records = await read_topic(bootstrap, "inventory.devices",
-                               lambda rs: all(events_for(rs, t) for t in tags))
+                               lambda rs: all(events_for(rs, t) for t in tags), timeout=90)
     await asyncio.sleep(2)  # time for any second effect to show
     records = await read_topic(bootstrap, "inventory.devices", lambda rs: all(events_for(rs, t) for t in tags))
     for tag in tags:
@@ -102,7 +102,7 @@ async def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_consumer_g
     assert headers["dlq-error-type"] == "ValidationError" and headers["dlq-consumer-group"] == "inventory"
     assert headers["dlq-original-topic"] == "procurement.deliveries"
     assert record.value == b"{not an envelope"
-    await read_topic(bootstrap, "inventory.devices", lambda rs: bool(events_for(rs, after)))
+    await read_topic(bootstrap, "inventory.devices", lambda rs: bool(events_for(rs, after)), timeout=90)
 
 
 async def test_a_crash_between_write_and_publish_still_publishes_once_after_restart(settings: Settings) -> None:
