@@ -67,7 +67,7 @@ def distributed_settings(kafka_bootstrap: str, mongo_url: str, **overrides: obje
         "mode": "distributed", "kafka_bootstrap": kafka_bootstrap, "mongo_url": mongo_url,
         "mongo_database": unique("it").replace("-", "_"), "jwt_secret": "integration-test-secret-" + "x" * 20,
         "kafka_client_id": unique("it"), "consumer_backoff_initial_s": 0.05, "consumer_max_attempts": 3,
-        "outbox_scan_interval_s": 0.5,
+        "outbox_scan_interval_s": 0.5, "consumer_group_prefix": unique("it") + ".",
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]

@@ -11,7 +11,8 @@ GROUP = "inventory"
 
 
 def subscribe(runtime: Runtime, handlers: InventoryHandlers) -> None:
-    runtime.bus.subscribe(GROUP, [DELIVERIES_TOPIC], idempotent(
-        GROUP, runtime.ledger, runtime.metrics,
+    group = runtime.settings.consumer_group_prefix + GROUP
+    runtime.bus.subscribe(group, [DELIVERIES_TOPIC], idempotent(
+        group, runtime.ledger, runtime.metrics,
         {"procurement.delivery.received.v1": handlers.on_delivery},
     ))

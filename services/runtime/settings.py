@@ -38,6 +38,8 @@ class Settings(BaseSettings):
 
     otlp_endpoint: str | None = None
 
+    consumer_group_prefix: str = ""
+    """Prefixed to every consumer group name (environments or test runs sharing one Kafka)."""
     consumer_max_attempts: int = Field(default=5, ge=1)
     consumer_backoff_initial_s: float = Field(default=0.2, ge=0)
     consumer_backoff_max_s: float = Field(default=5.0, ge=0)

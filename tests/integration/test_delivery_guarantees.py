@@ -109,7 +109,7 @@ async def test_a_service_killed_after_an_import_republishes_at_most_one_round(se
         records = await read_topic(settings.kafka_bootstrap, TOPIC, all_there, timeout=60)
     finally:
         second.stop()
-        await group_empty(settings.kafka_bootstrap, "inventory")
+        await group_empty(settings.kafka_bootstrap, settings.consumer_group_prefix + "inventory")
     copies = Counter(r.key.decode() for r in records if r.key and r.key.decode() in wanted)
     duplicates = sum(n - 1 for n in copies.values())
     print(f"\nkilled after a {rows}-row import: {len(left)} documents still had events stored, "
