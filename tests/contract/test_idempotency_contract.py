@@ -5,7 +5,7 @@ MongoDB/FerretDB."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -17,21 +17,12 @@ from services.runtime.clock import FixedClock
 from services.runtime.idempotency import LEDGER, ProcessedEvents, apply_once, idempotent, run_retention
 from services.runtime.metrics import Metrics
 from services.runtime.store import Store
-from services.runtime.store.memory import MemoryStore
-from tests.conftest import fresh_mongo_store
 
 pytestmark = pytest.mark.asyncio
 T0 = datetime(2015, 8, 3, 9, 0, tzinfo=UTC)
 GROUP = "reporting"
 
 
-@pytest.fixture(params=["memory", pytest.param("mongo", marks=pytest.mark.integration)])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    async with fresh_mongo_store(request.getfixturevalue("mongo_url")) as mongo:
-        yield mongo
 
 
 def envelope(event_id: str, type: str = "procurement.delivery.received.v1") -> Envelope:

@@ -21,9 +21,7 @@ from services.runtime.bus.memory import MemoryBus
 from services.runtime.metrics import Metrics
 from services.runtime.outbox import OutboxRelay, new_with_outbox, outbox_entries, set_with_outbox
 from services.runtime.store import Store
-from services.runtime.store.memory import MemoryStore
 from services.runtime.telemetry import Telemetry
-from tests.conftest import fresh_mongo_store
 from tests.samples import device_body
 
 pytestmark = pytest.mark.asyncio
@@ -31,13 +29,6 @@ NOW = datetime(2015, 8, 3, tzinfo=UTC)
 TOPIC = "inventory.devices"
 
 
-@pytest.fixture(params=["memory", pytest.param("mongo", marks=pytest.mark.integration)])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    async with fresh_mongo_store(request.getfixturevalue("mongo_url")) as mongo:
-        yield mongo
 
 
 def event(tag: str, n: int) -> Envelope:

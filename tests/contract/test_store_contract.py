@@ -3,25 +3,15 @@ for everything the services ask of a store."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 
 from services.runtime.store import DuplicateKeyError, Store, UpdateOp
-from services.runtime.store.memory import MemoryStore
-from tests.conftest import fresh_mongo_store
 
 pytestmark = pytest.mark.asyncio
 
 
-@pytest.fixture(params=["memory", pytest.param("mongo", marks=pytest.mark.integration)])
-async def store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-        return
-    async with fresh_mongo_store(request.getfixturevalue("mongo_url")) as mongo:
-        yield mongo
 
 
 def device(tag: str, **extra: object) -> dict[str, object]:
