@@ -1,4 +1,7 @@
-"""Transactional outbox without transactions: pending events live inside the changed document.
+"""The outbox relay (what writers store: outbox_entries.py; leases: outbox_lease.py; messages:
+outbox_messages.py).
+
+Transactional outbox without transactions: pending events live inside the changed document.
 
 A handler writes the new state and the events announcing it in ONE single-document write
 (the document's ``outbox`` array, appended in stored order). The relay publishes them and
@@ -42,68 +45,38 @@ import contextlib
 import functools
 import itertools
 import logging
-import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry.trace import SpanKind
-
-from contracts.envelope import Envelope
-from contracts.registry import event_type
+from services.runtime import outbox_lease
 from services.runtime.aio import still_running
-from services.runtime.bus import Bus, OutgoingMessage
+from services.runtime.bus import Bus
 from services.runtime.metrics import Metrics
-from services.runtime.store import Document, DuplicateKeyError, Store, UpdateOp
-from services.runtime.telemetry import (
-    Telemetry,
-    context_from_headers,
-    current_trace_carrier,
-    headers_from_carrier,
+from services.runtime.outbox_entries import (
+    HAS_PENDING,
+    OUTBOX,
+    PUBLISHED,
+    markers,
+    new_with_outbox,
+    outbox_entries,
+    set_with_outbox,
 )
+from services.runtime.outbox_messages import messages_for
+from services.runtime.store import Document, Store, UpdateOp
+from services.runtime.telemetry import Telemetry
+
+__all__ = ["OUTBOX", "OutboxRelay", "new_with_outbox", "outbox_entries", "set_with_outbox"]
 
 log = logging.getLogger(__name__)
 
-OUTBOX = "outbox"
-HAS_PENDING = {f"{OUTBOX}.0": {"$exists": True}}
-LEASES = "outbox_leases"
-PUBLISHED = "outbox_published"
-CONTENT_TYPE_HEADER = ("content-type", b"application/cloudevents+json; charset=utf-8")
 CLEAR_BATCH = 200
 CLEAR_AFTER_QUIET_S = 0.5
 """Clearing waits until publishing has been quiet this long: during a bulk import the store's
 time goes to the import, and the clearing catches up afterwards."""
 BACKOFF_INITIAL_S = 0.25
 BACKOFF_MAX_S = 5.0
-
-
-def markers(collection: str) -> str:
-    """The collection where replicas that do not publish leave word of what they wrote."""
-    return f"outbox_pending_{collection}"
-
-
-def outbox_entries(envelopes: Iterable[Envelope], trace: dict[str, str] | None = None) -> list[Document]:
-    """Pending-event entries for the events of one change, with the trace context (the
-    current one unless given). The event is kept as its JSON text: exactly the bytes that
-    will be published, and cheap to store and copy."""
-    trace = current_trace_carrier() if trace is None else trace
-    return [
-        {"id": e.id, "topic": event_type(e.type).topic, "key": e.subject, "type": e.type,
-         "event": e.model_dump_json(), "trace": trace}
-        for e in envelopes
-    ]
-
-
-def new_with_outbox(doc: Document, entries: list[Document]) -> Document:
-    """A document to insert, carrying the events that announce it. They are the document's
-    first events (``seq`` 1, 2, ...), which lets the relay publish them without a read."""
-    return {**doc, OUTBOX: [{**e, "seq": i} for i, e in enumerate(entries, start=1)]}
-
-
-def set_with_outbox(changes: Document, entries: list[Document]) -> Document:
-    """An update that sets ``changes`` and appends the events that announce them."""
-    return {"$set": changes, "$push": {OUTBOX: {"$each": entries}}}
 
 
 Key = tuple[str, Any]
@@ -275,30 +248,15 @@ class OutboxRelay:
             self._metrics.outbox_lease.labels(collection).set(1 if self.holds(collection) else 0)
 
     async def _claim(self, collection: str) -> None:
-        loop = asyncio.get_running_loop()
-        started, now = loop.time(), time.time()
-        leases = self._store.collection(LEASES)
-        claim = {"owner": self.replica, "expires": now + self._lease_s}
-        current = await leases.find_one({"_id": collection})
-        if current is None:
-            try:
-                await leases.insert_one({"_id": collection, **claim})
-                won = True
-            except DuplicateKeyError:
-                won = False
-        elif current.get("owner") == self.replica or float(current.get("expires", 0)) < now:
-            won = await leases.find_one_and_update(
-                {"_id": collection, "owner": current.get("owner"), "expires": current.get("expires")},
-                {"$set": claim}) is not None
-        else:
-            won = False
+        started = asyncio.get_running_loop().time()
+        if not await outbox_lease.claim(self._store, collection, self.replica, self._lease_s):
+            return
         lease = self._leases[collection]
-        if won:
-            if not self.holds(collection):
-                lease.needs_scan = True
-                log.info("outbox relay %s now publishes %s", self.replica, collection)
-                self._work.set()
-            lease.held_until = started + self._lease_s
+        if not self.holds(collection):
+            lease.needs_scan = True
+            log.info("outbox relay %s now publishes %s", self.replica, collection)
+            self._work.set()
+        lease.held_until = started + self._lease_s
 
     def _hand_over(self, collection: str) -> None:
         """This relay no longer publishes ``collection``: leave word of what it had pending."""
@@ -313,10 +271,9 @@ class OutboxRelay:
         self._marks.set()
 
     async def _release_leases(self) -> None:
-        leases = self._store.collection(LEASES)
         for collection in self._leases:
             self._metrics.outbox_lease.labels(collection).set(0)
-            await leases.update_one({"_id": collection, "owner": self.replica}, {"$set": {"expires": 0.0}})
+            await outbox_lease.release(self._store, collection, self.replica)
 
     def _publishable(self, collection: str) -> bool:
         """Hold the lease with at least half its term left (room for a round to finish)."""
@@ -420,7 +377,7 @@ class OutboxRelay:
         await self._read_stale([k for k in keys if not self._pending[k].entries])
         heads = [(k, self._pending[k].entries[0]) for k in keys if k in self._pending and self._pending[k].entries]
         if heads:
-            await self._bus.publish(self._messages([entry for _, entry in heads]))
+            await self._bus.publish(messages_for([entry for _, entry in heads], self._telemetry))
             self._last_publish = asyncio.get_running_loop().time()
             await self._published_round(heads)
         for key in keys:
@@ -583,25 +540,3 @@ class OutboxRelay:
             if name == collection:
                 count += max(len(pending.entries), int(pending.stale))
         return count
-
-    def _messages(self, entries: Sequence[Document]) -> list[OutgoingMessage]:
-        """Messages for the entries, in order; one producer span per originating trace (an
-        import's thousands of events share one), whose context every message carries."""
-        by_trace: dict[tuple[tuple[str, str], ...], list[int]] = {}
-        for index, entry in enumerate(entries):
-            by_trace.setdefault(tuple(sorted((entry.get("trace") or {}).items())), []).append(index)
-        messages: list[OutgoingMessage | None] = [None] * len(entries)
-        for carrier, indexes in by_trace.items():
-            first = entries[indexes[0]]
-            with self._telemetry.tracer.start_as_current_span(
-                f"{first['topic']} publish", context=context_from_headers(headers_from_carrier(dict(carrier))),
-                kind=SpanKind.PRODUCER,
-                attributes={"messaging.system": "kafka", "messaging.destination.name": first["topic"],
-                            "messaging.batch.message_count": len(indexes)},
-            ):
-                headers = (*headers_from_carrier(current_trace_carrier()), CONTENT_TYPE_HEADER)
-            for index in indexes:
-                entry = entries[index]
-                messages[index] = OutgoingMessage(entry["topic"], entry["key"], entry["event"].encode(),
-                                                  (*headers, ("ce_type", entry["type"].encode())))
-        return [m for m in messages if m is not None]
