@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import AwareDatetime, Field
 
-from contracts.inventory import (
+from contracts.common import (
     ApplicationName,
     AssetTag,
     Contract,

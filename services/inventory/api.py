@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.inventory import DeviceKind, LifecycleState, OsFamily, Sanitisation
+from contracts.common import DeviceKind, OsFamily, Sanitisation
+from contracts.inventory import LifecycleState
 from services.inventory.domain import Device, DevicePatch, DeviceSpec
 from services.inventory.handlers import InventoryHandlers
 from services.inventory.imports import ImportFormatError, UnsupportedFormat, read

@@ -13,23 +13,25 @@ from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.inventory import (
+from contracts.common import (
     ApplicationName,
     AssetTag,
     Contract,
-    DeviceDisposedV1,
     DeviceKind,
+    Hardware,
+    Location,
+    OperatingSystem,
+    OsFamily,
+    Sanitisation,
+)
+from contracts.inventory import (
+    DeviceDisposedV1,
     DeviceRegisteredV1,
     DeviceRetiredV1,
     DeviceSnapshot,
     DeviceStateChangedV1,
     DeviceUpdatedV1,
-    Hardware,
     LifecycleState,
-    Location,
-    OperatingSystem,
-    OsFamily,
-    Sanitisation,
 )
 
 Device = DeviceSnapshot

@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from contracts.common import Sanitisation
 from contracts.envelope import Envelope, new_envelope
-from contracts.inventory import LifecycleState, Sanitisation
+from contracts.inventory import LifecycleState
 from contracts.procurement import DeliveryReceivedV1
 from services.inventory import domain
 from services.inventory.domain import Change, Device, DevicePatch, DeviceSpec

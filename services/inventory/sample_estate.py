@@ -16,7 +16,7 @@ import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from contracts.inventory import LONDON_BOROUGHS, DeviceKind
+from contracts.common import LONDON_BOROUGHS, DeviceKind
 from services.inventory.domain import DeviceSpec
 from services.inventory.imports import APPLICATION_SEPARATOR, CSV_COLUMNS, ParsedRow
 

@@ -13,8 +13,9 @@ import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
 from contracts import generate
+from contracts.common import DeviceKind, OperatingSystem, OsFamily, Sanitisation
 from contracts.envelope import Envelope, new_envelope
-from contracts.inventory import DeviceKind, LifecycleState, OperatingSystem, OsFamily, Sanitisation
+from contracts.inventory import LifecycleState
 from contracts.procurement import DeliveredDevice, DeliveryReceivedV1
 from contracts.registry import EVENT_TYPES
 from services.inventory import domain

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from contracts.inventory import OperatingSystem, OsFamily
+from contracts.common import OperatingSystem, OsFamily
 from services.inventory.domain import DevicePatch, DeviceSpec
 from services.inventory.handlers import InventoryHandlers
 from services.inventory.imports import ParsedRow

@@ -7,7 +7,8 @@ from datetime import date, timedelta
 import pytest
 from pydantic import ValidationError
 
-from contracts.inventory import LifecycleState, Sanitisation
+from contracts.common import Sanitisation
+from contracts.inventory import LifecycleState
 from services.inventory import domain
 from services.inventory.domain import TRANSITIONS, Device, DevicePatch, DeviceSpec
 from tests.conftest import AT
