@@ -36,10 +36,10 @@ infra-down:
 	-bash deploy/local/ferretdb.sh stop
 
 lint: install
-	$(VENV)/bin/ruff check services contracts tests benchmarks
+	$(VENV)/bin/ruff check services contracts tools tests benchmarks
 
 contracts: install
-	$(PY) -m contracts.generate
+	$(PY) -m tools.contracts
 
 bench: install infra-up
 	$(PY) benchmarks/import_35k.py

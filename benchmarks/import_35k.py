@@ -65,7 +65,7 @@ async def topic_size(bootstrap: str, topic: str) -> int:
 async def baseline(specs: list[domain.DeviceSpec], mongo_url: str, bootstrap: str) -> float:
     """Raw rate: the same documents inserted with PyMongo, the same-sized records produced."""
     now = datetime.now(UTC)
-    docs = [to_document(domain.register(s, now).device) for s in specs]
+    docs = [to_document(domain.register(s, now).value) for s in specs]
     payloads = [json.dumps(d).encode() for d in docs]
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url)
     collection = client[f"bench_raw_{uuid.uuid4().hex[:8]}"]["devices"]

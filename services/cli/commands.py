@@ -18,6 +18,8 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from services.registry import SERVICES
+
 OK, FAILED, REJECTED = 0, 1, 2
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -33,9 +35,9 @@ class RoleName(StrEnum):
     ADMIN = "admin"
 
 
-class ServiceName(StrEnum):
-    PLATFORM = "platform"
-    INVENTORY = "inventory"
+PLATFORM = "platform"
+ServiceName = StrEnum("ServiceName", {n.upper(): n for n in (PLATFORM, *SERVICES)})  # type: ignore[misc]
+"""What `estate run --service` can run: every service together, or one of them alone."""
 
 
 def _say(message: str) -> None:
@@ -168,7 +170,7 @@ def _user() -> str:
 @app.command()
 def run(
     service: Annotated[ServiceName, typer.Option(
-        help="platform: every service in one process; inventory: that service alone",
+        help="platform: every service in one process; or one service alone",
     )] = ServiceName.PLATFORM,
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="PORT")] = 8000,
@@ -180,28 +182,27 @@ def run(
     """Run the platform (embedded by default; ESTATE_MODE=distributed uses Kafka and MongoDB)."""
     import uvicorn
 
+    from services.registry import create_app
     from services.runtime.settings import Mode
     settings = _settings()
+    alone = service.value != PLATFORM
     overrides: dict[str, Any] = {}
     if sample_estate is not None:
         overrides["load_sample_estate"] = sample_estate
     elif "ESTATE_LOAD_SAMPLE_ESTATE" not in os.environ:
-        overrides["load_sample_estate"] = (service is ServiceName.PLATFORM
-                                           and settings.mode is Mode.EMBEDDED)
-    if service is ServiceName.INVENTORY and "ESTATE_SERVICE_NAME" not in os.environ:
-        overrides["service_name"] = "inventory"
-    settings = _settings(**overrides)
-    if service is ServiceName.PLATFORM:
-        from services.embedded import create_app
-    else:
-        from services.inventory.app import create_app
+        overrides["load_sample_estate"] = not alone and settings.mode is Mode.EMBEDDED
+    if alone and "ESTATE_SERVICE_NAME" not in os.environ:
+        settings = _settings(service_name=service.value)
+    app_ = create_app(settings, [service.value] if alone else None, setting_overrides=overrides)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     base = f"http://{shown}:{port}"
-    sample = ", sample estate loading" if settings.load_sample_estate else ""
+    loading = overrides.get("load_sample_estate",
+                            os.environ.get("ESTATE_LOAD_SAMPLE_ESTATE", "").lower() in ("1", "true", "yes", "on"))
+    sample = ", sample estate loading" if loading else ""
     _say(f"estate {service.value} ({settings.mode.value}{sample}) at {base}\n"
          f"  API docs: {base}/docs\n"
          f"  tokens:   estate token --role reader   |   estate token --role writer")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level=log_level)
+    uvicorn.run(app_, host=host, port=port, log_level=log_level)
 
 
 @app.command("dead-letters")

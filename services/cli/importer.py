@@ -11,28 +11,21 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, TextIO
 
 import httpx
 
 from services.cli.source import Batch, ImportSource, SourceRow
-from services.inventory.imports import RowError
+from services.inventory.imports import ImportReport, RowError
 
 IMPORT_PATH = "/devices/import"
 TIMEOUT = httpx.Timeout(600.0, connect=10.0)
 _REPEAT = re.compile(r"(repeats line )(\d+)")
 
 
-@dataclass(slots=True)
-class ImportSummary:
-    received: int = 0
-    created: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    rejected: int = 0
-    errors: list[RowError] = field(default_factory=list)
+class ImportSummary(ImportReport):
+    """The inventory's import report, summed over the batches of one file."""
 
     def add(self, answer: dict[str, Any], batch: Batch) -> set[int]:
         """Add one batch's report; answer the file lines it rejected."""

@@ -12,10 +12,11 @@ from contracts.common import DeviceKind, OsFamily, Sanitisation
 from contracts.inventory import LifecycleState
 from services.inventory.domain import Device, DevicePatch, DeviceSpec
 from services.inventory.handlers import InventoryHandlers
-from services.inventory.imports import ImportFormatError, UnsupportedFormat, read
-from services.inventory.store import DeviceQuery, decode_cursor, encode_cursor
+from services.inventory.imports import ImportFormatError, ImportReport, UnsupportedFormat, read
+from services.inventory.store import ASSET_TAG_PATTERN, DeviceQuery
 from services.runtime.auth import Admin, Reader, Writer
 from services.runtime.errors import InvalidInput, UnsupportedMediaType
+from services.runtime.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/devices", tags=["inventory"])
 
@@ -64,22 +65,6 @@ class Retirement(BaseModel):
     reason: str = Field(min_length=3, max_length=200)
 
 
-class RowErrorOut(BaseModel):
-    line: int
-    asset_tag: str | None
-    field: str | None
-    reason: str
-
-
-class ImportReportOut(BaseModel):
-    received: int
-    created: int
-    updated: int
-    unchanged: int
-    rejected: int
-    errors: list[RowErrorOut]
-
-
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Device,
              summary="Register a device")
 async def register(spec: DeviceSpec, request: Request, response: Response, _: Writer) -> Device:
@@ -100,18 +85,18 @@ async def list_devices(
 ) -> DevicesPage:
     query = DeviceQuery(kind=kind, os_family=os_family, os_version=os_version, site=site,
                         borough=borough, unit=unit, state=state, application=application)
-    after = decode_cursor(cursor) if cursor else None
+    after = decode_cursor(cursor, ASSET_TAG_PATTERN) if cursor else None
     page = await handlers(request).page(query, after=after, limit=limit)
     return DevicesPage(items=page.items, next_cursor=encode_cursor(page.last) if page.last else None)
 
 
-@router.post("/import", response_model=ImportReportOut, summary="Bulk import CSV or JSON Lines",
+@router.post("/import", response_model=ImportReport, summary="Bulk import CSV or JSON Lines",
              description="Body: `text/csv` with a header row, or `application/x-ndjson` (one device "
                          "per line, as POST /devices takes). Keyed by asset tag: a new tag registers a "
                          "device, a known one updates its facts, an identical one changes nothing, so "
                          "importing the same file twice is safe. Good rows are stored; each bad row is "
                          "reported with its line, field and reason.")
-async def import_devices(request: Request, _: Writer) -> ImportReportOut:
+async def import_devices(request: Request, _: Writer) -> ImportReport:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     raw = await request.body()
     try:
@@ -125,15 +110,7 @@ async def import_devices(request: Request, _: Writer) -> ImportReportOut:
         raise UnsupportedMediaType(str(error)) from None
     except ImportFormatError as error:
         raise InvalidInput(str(error)) from None
-    metrics = request.app.state.runtime.metrics
-    for outcome in ("created", "updated", "unchanged", "rejected"):
-        metrics.import_rows.labels("inventory", outcome).inc(getattr(report, outcome))
-    return ImportReportOut(
-        received=report.received, created=report.created, updated=report.updated,
-        unchanged=report.unchanged, rejected=report.rejected,
-        errors=[RowErrorOut(line=e.line, asset_tag=e.asset_tag, field=e.field, reason=e.reason)
-                for e in report.errors],
-    )
+    return report
 
 
 @router.get("/{asset_tag}", response_model=Device, summary="One device, with its ETag")

@@ -1,15 +1,20 @@
-"""Wires the inventory service: ``create_app(settings)`` runs it on its own."""
+"""Wires the inventory service: its settings, metrics, repository, handlers and consumers.
+``create_app(settings)`` runs it on its own."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
+from prometheus_client import CollectorRegistry, Counter
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from contracts.inventory import DEVICES_TOPIC
 from services.inventory import consumers
 from services.inventory.api import router
 from services.inventory.handlers import InventoryHandlers
+from services.inventory.imports import ImportReport
 from services.inventory.sample_estate import load_sample_estate
-from services.inventory.store import DEVICES, DeviceStore
+from services.inventory.store import DeviceStore
 from services.runtime.app import create_app as create_service_app
 from services.runtime.runtime import Runtime, ServiceUnit
 from services.runtime.settings import Settings
@@ -17,23 +22,47 @@ from services.runtime.settings import Settings
 NAME = "inventory"
 
 
+class InventorySettings(BaseSettings):
+    """Inventory's own settings (``ESTATE_*``, beside the runtime's)."""
+
+    model_config = SettingsConfigDict(env_prefix="ESTATE_", extra="ignore")
+
+    import_chunk_size: int = Field(default=1000, ge=1)
+    """Rows per store round trip in a bulk import."""
+    load_sample_estate: bool = False
+    """Load the sample estate (the Met in April 2014) at start; `estate run` turns it on for
+    the embedded platform."""
+    sample_estate_seed: int = 2014
+
+
+class InventoryMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.import_rows = Counter(
+            "import_rows_total", "Bulk import rows, by outcome", ["service", "outcome"], registry=registry)
+
+    def count_import(self, report: ImportReport) -> None:
+        for outcome in ("created", "updated", "unchanged", "rejected"):
+            self.import_rows.labels(NAME, outcome).inc(getattr(report, outcome))
+
+
 async def setup(runtime: Runtime) -> None:
-    devices = DeviceStore(runtime.store)
+    settings = runtime.settings_of(InventorySettings)
+    metrics: InventoryMetrics = runtime.service_metrics[NAME]
+    devices = DeviceStore(runtime.store, runtime.relay, runtime.clock)
     await devices.create_indexes()
-    handlers = InventoryHandlers(devices, runtime.relay, runtime.clock,
-                                 chunk_size=runtime.settings.import_chunk_size)
+    handlers = InventoryHandlers(devices, runtime.relay, runtime.clock, chunk_size=settings.import_chunk_size,
+                                 on_import=metrics.count_import)
     runtime.services[NAME] = handlers
     consumers.subscribe(runtime, handlers)
-
-
-async def seed(runtime: Runtime) -> None:
-    await load_sample_estate(runtime.services[NAME], runtime.settings.sample_estate_seed)
+    if settings.load_sample_estate:
+        runtime.load_in_background(
+            "the sample estate", lambda: load_sample_estate(handlers, settings.sample_estate_seed))
 
 
 def unit() -> ServiceUnit:
-    return ServiceUnit(name=NAME, router=router, outbox_collections=(DEVICES,),
-                       publishes=(DEVICES_TOPIC,), setup=setup, seed=seed)
+    return ServiceUnit(name=NAME, title="Estate inventory", router=router, publishes=(DEVICES_TOPIC,),
+                       settings=InventorySettings, metrics=InventoryMetrics, setup=setup)
 
 
 def create_app(settings: Settings) -> FastAPI:
-    return create_service_app(settings, [unit()], title="Estate inventory")
+    return create_service_app(settings, [unit()])

@@ -7,7 +7,6 @@ events it recorded (``Change``). An unchanged device records no event.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Self
 
@@ -16,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from contracts.common import (
     ApplicationName,
     AssetTag,
-    Contract,
     DeviceKind,
     Hardware,
     Location,
@@ -33,6 +31,7 @@ from contracts.inventory import (
     DeviceUpdatedV1,
     LifecycleState,
 )
+from services.runtime.changes import Change as Changed
 
 Device = DeviceSnapshot
 
@@ -118,14 +117,8 @@ class DevicePatch(BaseModel):
     applications: list[ApplicationName] | None = Field(default=None, max_length=200)
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
-    device: Device
-    events: list[tuple[str, Contract]] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.events)
+Change = Changed[Device]
+"""A command's outcome: the device as it now stands (``value``) and the events announcing it."""
 
 
 def register(spec: DeviceSpec, now: datetime) -> Change:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from services.inventory.domain import DeviceSpec
 
@@ -52,6 +52,24 @@ class RowError:
     asset_tag: str | None
     field: str | None
     reason: str
+
+
+class ImportReport(BaseModel):
+    """What an import did with each row: the answer of ``POST /devices/import``, and (summed
+    over batches) of ``estate import``."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+    received: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    errors: list[RowError] = Field(default_factory=list)
+
+    def reject(self, *errors: RowError) -> None:
+        self.rejected += 1
+        self.errors.extend(errors)
 
 
 @dataclass(slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -13,9 +14,11 @@ from services.runtime.settings import Settings
 
 
 def create_app(settings: Settings, units: Sequence[ServiceUnit], *, runtime: Runtime | None = None,
-               title: str = "Estate modernisation platform") -> FastAPI:
+               setting_overrides: dict[str, Any] | None = None) -> FastAPI:
+    """``setting_overrides`` win over the environment in the services' own settings."""
     runtime = runtime or Runtime.build(
-        settings, publishes=[t for u in units for t in u.publishes])
+        settings, publishes=[t for u in units for t in u.publishes], setting_overrides=setting_overrides)
+    title = units[0].title if len(units) == 1 else "Estate modernisation platform"
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -19,13 +19,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.runtime.errors import (
+    Conflict,
     FieldError,
     InternalError,
     InvalidInput,
+    NotFound,
     PayloadTooLarge,
+    PreconditionFailed,
     ProblemError,
     ServiceUnavailable,
 )
+from services.runtime.repository import AlreadyStored, KeptChanging, NotStored, RepositoryError, VersionMismatch
 from services.runtime.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -45,6 +49,12 @@ def _location(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+_PROBLEM_OF: dict[type[RepositoryError], type[ProblemError]] = {
+    NotStored: NotFound, AlreadyStored: Conflict, VersionMismatch: PreconditionFailed, KeptChanging: Conflict,
+}
+"""How the answer names what a repository refused."""
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def _problem(request: Request, error: ProblemError) -> JSONResponse:
@@ -60,6 +70,10 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         return problem_response(_HttpProblem(error.status_code, str(error.detail)), request)
+
+    @app.exception_handler(RepositoryError)
+    async def _repository(request: Request, error: RepositoryError) -> JSONResponse:
+        return problem_response(_PROBLEM_OF[type(error)](str(error)), request)
 
     @app.exception_handler(StoreUnavailable)
     async def _store_unavailable(request: Request, error: StoreUnavailable) -> JSONResponse:

@@ -1,4 +1,5 @@
-"""Prometheus metrics for one process, in a registry of its own (no module-level state)."""
+"""Prometheus metrics for one process, in a registry of its own (no module-level state): the
+runtime's here; each service registers its own on ``registry`` in its setup."""
 
 from __future__ import annotations
 
@@ -43,5 +44,3 @@ class Metrics:
             ["collection"], registry=r)
         self.dead_letters = Counter(
             "dead_letters_total", "Messages sent to a dead-letter topic", ["topic", "group"], registry=r)
-        self.import_rows = Counter(
-            "import_rows_total", "Bulk import rows, by outcome", ["service", "outcome"], registry=r)

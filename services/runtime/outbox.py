@@ -51,7 +51,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from services.runtime import outbox_lease
-from services.runtime.aio import still_running
+from services.runtime.aio import cancel_and_wait, still_running
 from services.runtime.bus import Bus
 from services.runtime.metrics import Metrics
 from services.runtime.outbox_entries import (
@@ -183,11 +183,7 @@ class OutboxRelay:
         published, hand word of the rest to the next holder, and give up the leases."""
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.settle(), timeout_s)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         with contextlib.suppress(Exception):
             for collection, lease in self._leases.items():

@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from contracts.envelope import Envelope
-from contracts.registry import event_type
 from services.runtime.store import Document
 from services.runtime.telemetry import current_trace_carrier
 
@@ -21,13 +20,14 @@ def markers(collection: str) -> str:
     return f"outbox_pending_{collection}"
 
 
-def outbox_entries(envelopes: Iterable[Envelope], trace: dict[str, str] | None = None) -> list[Document]:
-    """Pending-event entries for the events of one change, with the trace context (the
-    current one unless given). The event is kept as its JSON text: exactly the bytes that
-    will be published, and cheap to store and copy."""
+def outbox_entries(envelopes: Iterable[Envelope], topic: str,
+                   trace: dict[str, str] | None = None) -> list[Document]:
+    """Pending-event entries for the events of one change, bound for ``topic`` (keyed by
+    each event's subject), with the trace context (the current one unless given). The event
+    is kept as its JSON text: exactly the bytes that will be published, and cheap to store."""
     trace = current_trace_carrier() if trace is None else trace
     return [
-        {"id": e.id, "topic": event_type(e.type).topic, "key": e.subject, "type": e.type,
+        {"id": e.id, "topic": topic, "key": e.subject, "type": e.type,
          "event": e.model_dump_json(), "trace": trace}
         for e in envelopes
     ]

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter
 from opentelemetry.sdk.trace import SpanProcessor
+from prometheus_client import CollectorRegistry
+from pydantic_settings import BaseSettings
 
+from services.runtime.aio import cancel_and_wait
 from services.runtime.bus import Bus
 from services.runtime.bus.delivery import RetryPolicy
 from services.runtime.bus.kafka import KafkaBus
@@ -33,16 +35,23 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ServiceUnit:
-    """What one service contributes to a process: routes, collections, topics, wiring."""
+    """What one service contributes to a process: routes, topics, settings, wiring."""
 
     name: str
+    title: str
     router: APIRouter
-    outbox_collections: tuple[str, ...] = ()
     publishes: tuple[str, ...] = ()
+    """Topics its events go to (created at start on Kafka)."""
+    settings: type[BaseSettings] | None = None
+    """Its own settings (``ESTATE_*`` variables beside the runtime's), read with ``runtime.settings_of``."""
+    metrics: Callable[[CollectorRegistry], Any] | None = None
+    """Registers its own metrics on the process registry; the result is ``runtime.service_metrics[name]``."""
     setup: Callable[[Runtime], Awaitable[None]] | None = None
-    """Create indexes, build the service's handlers, subscribe its consumers (before start)."""
-    seed: Callable[[Runtime], Awaitable[None]] | None = None
-    """Load sample data once everything runs (embedded mode with the sample estate)."""
+    """Build its repositories and handlers, register its metrics and consumers, ask for sample
+    data to be loaded (``runtime.load_in_background``); runs before anything starts."""
+
+
+S = TypeVar("S", bound=BaseSettings)
 
 
 @dataclass
@@ -57,15 +66,21 @@ class Runtime:
     ledger: ProcessedEvents
     services: dict[str, Any] = field(default_factory=dict)
     """Each service's wired handlers, by service name (filled by ServiceUnit.setup)."""
+    service_metrics: dict[str, Any] = field(default_factory=dict)
+    """Each service's own metrics, by service name (from ServiceUnit.metrics)."""
+    setting_overrides: dict[str, Any] = field(default_factory=dict)
+    """Values that win over the environment in every service's settings that has the field."""
     seeding: str = "off"
     """Sample data: off, loading, done, or failed: <why>."""
+    _service_settings: dict[type[BaseSettings], BaseSettings] = field(default_factory=dict)
+    _loads: list[tuple[str, Callable[[], Awaitable[None]]]] = field(default_factory=list)
     _seed_task: asyncio.Task[None] | None = None
     _retention_task: asyncio.Task[None] | None = None
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None, publishes: Iterable[str] = (),
               span_processors: Iterable[SpanProcessor] = (), store: Store | None = None,
-              bus: Bus | None = None) -> Runtime:
+              bus: Bus | None = None, setting_overrides: dict[str, Any] | None = None) -> Runtime:
         clock = clock or SystemClock()
         metrics = Metrics()
         telemetry = Telemetry(settings.service_name, settings.otlp_endpoint, span_processors)
@@ -88,46 +103,58 @@ class Runtime:
                             batch_size=settings.outbox_batch_size,
                             scan_interval_s=settings.outbox_scan_interval_s,
                             lease_s=settings.outbox_lease_s, poll_interval_s=settings.outbox_poll_interval_s)
-        return cls(settings, clock, store, bus, relay, telemetry, metrics, ProcessedEvents(store, clock))
+        return cls(settings, clock, store, bus, relay, telemetry, metrics, ProcessedEvents(store, clock),
+                   setting_overrides=dict(setting_overrides or {}))
 
-    async def start(self, units: Iterable[ServiceUnit]) -> None:
-        units = list(units)
-        await self.store.ping()
+    def settings_of(self, kind: type[S]) -> S:
+        """A service's own settings: from the environment, with ``setting_overrides`` applied
+        to the fields it has; read once per process."""
+        if kind not in self._service_settings:
+            self._service_settings[kind] = kind(**{k: v for k, v in self.setting_overrides.items()
+                                                   if k in kind.model_fields})
+        return self._service_settings[kind]  # type: ignore[return-value]
+
+    def load_in_background(self, what: str, load: Callable[[], Awaitable[None]]) -> None:
+        """Load data (a service's sample data) once everything runs, without holding the
+        start up; /health/ready says 'loading' until all of it is in. Call from a setup."""
+        self._loads.append((what, load))
+
+    async def prepare(self, units: Iterable[ServiceUnit]) -> None:
+        """Each service's settings read, metrics registered and setup run; nothing started."""
         for unit in units:
-            for name in unit.outbox_collections:
-                self.relay.watch(name)
+            if unit.settings is not None:
+                self.settings_of(unit.settings)  # wrong values stop the start, not a later request
+            if unit.metrics is not None and unit.name not in self.service_metrics:
+                self.service_metrics[unit.name] = unit.metrics(self.metrics.registry)
             if unit.setup is not None:
                 await unit.setup(self)
+
+    async def start(self, units: Iterable[ServiceUnit]) -> None:
+        await self.store.ping()
+        await self.prepare(units)
         await self.bus.start()
         await self.relay.start()
         self._retention_task = asyncio.create_task(run_retention(
             self.ledger, self.clock, timedelta(days=self.settings.ledger_retention_days), every_s=3600.0),
             name="ledger-retention")
-        seeds = [u.seed for u in units if u.seed is not None]
-        if self.settings.load_sample_estate and seeds:
+        if self._loads:
             self.seeding = "loading"
-            self._seed_task = asyncio.create_task(self._seed(seeds), name="sample-estate")
+            self._seed_task = asyncio.create_task(self._load_all(), name="background-loads")
 
-    async def _seed(self, seeds: list[Callable[[Runtime], Awaitable[None]]]) -> None:
-        """Sample data loads in the background so the APIs answer at once; /health/ready
-        says 'loading' until it is in."""
+    async def _load_all(self) -> None:
         started = time.perf_counter()
-        try:
-            for seed in seeds:
-                await seed(self)
-        except Exception as error:
-            self.seeding = f"failed: {error}"
-            log.exception("loading the sample data failed")
-            raise
+        for what, load in self._loads:
+            try:
+                await load()
+            except Exception as error:
+                self.seeding = f"failed: {what}: {error}"
+                log.exception("loading %s failed", what)
+                raise
+            log.info("%s loaded in %.1f s", what, time.perf_counter() - started)
         self.seeding = "done"
-        log.info("sample data loaded in %.1f s", time.perf_counter() - started)
 
     async def stop(self) -> None:
-        for task in (self._seed_task, self._retention_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await cancel_and_wait((self._seed_task, self._retention_task))
         try:
             await self.relay.stop()
             await self.bus.stop()

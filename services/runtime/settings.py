@@ -62,10 +62,6 @@ class Settings(BaseSettings):
     """How long the processed-events ledger remembers an event (longer than any redelivery)."""
 
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
-    import_chunk_size: int = Field(default=1000, ge=1)
-
-    load_sample_estate: bool = False
-    sample_estate_seed: int = 2014
 
     @model_validator(mode="after")
     def _refuse_development_secret_outside_embedded(self) -> Self:

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from services.embedded import units
+from services.registry import units
 from services.runtime.app import create_app as create_platform_app
 from services.runtime.auth import Role
 from services.runtime.clock import FixedClock

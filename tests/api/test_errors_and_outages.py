@@ -18,8 +18,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from services.embedded import units
 from services.inventory.store import DEVICES
+from services.registry import units
 from services.runtime.app import create_app as create_platform_app
 from services.runtime.clock import FixedClock
 from services.runtime.runtime import Runtime
@@ -215,7 +215,6 @@ OPERATIONS = {
     "count": lambda s, c: c.count({}),
     "find_one_and_update": lambda s, c: c.find_one_and_update({"_id": "a"}, {"$set": {"x": 1}}),
     "update_one": lambda s, c: c.update_one({"_id": "a"}, {"$set": {"x": 1}}),
-    "update_many": lambda s, c: c.update_many({}, {"$set": {"x": 1}}),
     "bulk_update": lambda s, c: c.bulk_update([UpdateOp({"_id": "a"}, {"$set": {"x": 1}})]),
     "delete_many": lambda s, c: c.delete_many({}),
 }

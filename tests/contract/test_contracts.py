@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
-from contracts import generate
 from contracts.common import DeviceKind, OperatingSystem, OsFamily, Sanitisation
 from contracts.envelope import Envelope, new_envelope
 from contracts.inventory import LifecycleState
@@ -23,14 +22,15 @@ from services.runtime.bus.base import Message
 from services.runtime.bus.delivery import Delivery, PermanentError, RawRecord, RetryPolicy
 from services.runtime.metrics import Metrics
 from services.runtime.telemetry import Telemetry
+from tools.contracts import compatibility, files, schemas
 
-REGENERATE = "run `python -m contracts.generate` and commit the result"
+REGENERATE = "run `make contracts` and commit the result"
 T0 = datetime(2015, 8, 3, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def committed() -> dict[str, str]:
-    return generate.committed()
+    return files.committed()
 
 
 def _committed_json(committed: dict[str, str], path: str) -> Any:
@@ -41,7 +41,7 @@ def _committed_json(committed: dict[str, str], path: str) -> Any:
 # --- drift -------------------------------------------------------------------------------
 
 def test_committed_artefacts_match_the_code(committed: dict[str, str]) -> None:
-    stale = generate.drift(generate.render(), committed)
+    stale = files.drift(files.render(), committed)
     assert not stale, "contract artefacts drifted from the code:\n  " + "\n  ".join(stale) + \
         f"\n{REGENERATE}"
 
@@ -49,17 +49,17 @@ def test_committed_artefacts_match_the_code(committed: dict[str, str]) -> None:
 # --- compatibility -----------------------------------------------------------------------
 
 def test_code_keeps_every_published_event_version_compatible(committed: dict[str, str]) -> None:
-    problems = generate.incompatibilities(committed)
+    problems = compatibility.incompatibilities(committed)
     assert not problems, ("breaking changes within a published event version:\n  "
                           + "\n  ".join(problems) + "\nadd a new version (…v2) instead")
 
 
 def _registered_schema() -> dict[str, Any]:
-    return generate.event_schema(EVENT_TYPES["inventory.device.registered.v1"])
+    return schemas.event_schema(EVENT_TYPES["inventory.device.registered.v1"])
 
 
 def test_comparer_finds_nothing_between_equal_schemas() -> None:
-    assert generate.breaking_changes(_registered_schema(), _registered_schema()) == []
+    assert compatibility.breaking_changes(_registered_schema(), _registered_schema()) == []
 
 
 def test_comparer_reports_removed_retyped_and_newly_required_fields() -> None:
@@ -71,7 +71,7 @@ def test_comparer_reports_removed_retyped_and_newly_required_fields() -> None:
     snapshot["properties"]["applications"]["items"] = {"type": "integer"}
     broken["$defs"]["Tpm"] = {"enum": [1, 2], "type": "integer"}
 
-    assert sorted(generate.breaking_changes(old, broken)) == [
+    assert sorted(compatibility.breaking_changes(old, broken)) == [
         "data.device.applications[]: type changed from string to integer",
         "data.device.hardware.cpu_cores: type changed from integer to string",
         "data.device.hardware.ram_mb: removed",
@@ -84,11 +84,11 @@ def test_comparer_allows_optional_additions_but_not_required_ones_or_lost_nulls(
     old, new = _registered_schema(), _registered_schema()
     props = new["$defs"]["DeviceSnapshot"]["properties"]
     props["notes"] = {"type": "string"}
-    assert generate.breaking_changes(old, new) == []
+    assert compatibility.breaking_changes(old, new) == []
 
     new["$defs"]["DeviceSnapshot"]["required"].append("notes")
     props["retirement_reason"] = {"type": "string"}
-    assert sorted(generate.breaking_changes(old, new)) == [
+    assert sorted(compatibility.breaking_changes(old, new)) == [
         "data.device.notes: added as required (events already published lack it)",
         "data.device.retirement_reason: type changed from null|string to string",
     ]
@@ -96,7 +96,7 @@ def test_comparer_allows_optional_additions_but_not_required_ones_or_lost_nulls(
 
 def test_incompatibilities_reports_a_retracted_event_type() -> None:
     published = {"schemas/inventory.device.vanished.v1.json": "{}"}
-    assert generate.incompatibilities(published) == [
+    assert compatibility.incompatibilities(published) == [
         "inventory.device.vanished.v1: published, but no longer in contracts/registry.py"]
 
 
@@ -191,15 +191,15 @@ def _example_events() -> list[Envelope]:
     at = [T0 + timedelta(days=i) for i in range(6)]
     changes = [domain.register(_spec(), at[0])]
     patch = domain.DevicePatch(os=_windows("10"))
-    changes.append(domain.update(changes[-1].device, patch, at[1]))
-    changes.append(domain.move(changes[-1].device, LifecycleState.MIGRATING, at[2]))
-    changes.append(domain.move(changes[-1].device, LifecycleState.MIGRATED, at[3]))
-    changes.append(domain.retire(changes[-1].device, "replaced by a laptop", at[4]))
+    changes.append(domain.update(changes[-1].value, patch, at[1]))
+    changes.append(domain.move(changes[-1].value, LifecycleState.MIGRATING, at[2]))
+    changes.append(domain.move(changes[-1].value, LifecycleState.MIGRATED, at[3]))
+    changes.append(domain.retire(changes[-1].value, "replaced by a laptop", at[4]))
     sanitised = Sanitisation(method="NIST 800-88 purge", certificate_id="CERT-0042",
                              performed_on=date(2015, 8, 8), operator="Blancco Ltd")
-    changes.append(domain.dispose(changes[-1].device, sanitised, at[5]))
-    envelopes = [new_envelope(type=name, source="/inventory", subject=c.device.asset_tag,
-                              time=c.device.updated_at, data=event)
+    changes.append(domain.dispose(changes[-1].value, sanitised, at[5]))
+    envelopes = [new_envelope(type=name, source="/inventory", subject=c.value.asset_tag,
+                              time=c.value.updated_at, data=event)
                  for c in changes for name, event in c.events]
     delivery = DeliveryReceivedV1(
         delivery_id="DEL-1", order_id="PO-7", framework="RM6068", supplier="Dell", received_at=T0,

@@ -32,7 +32,7 @@ TOPIC = "inventory.devices"
 
 
 def event(tag: str, n: int) -> Envelope:
-    device = domain.register(DeviceSpec.model_validate(device_body(f"MPS-{tag}")), NOW).device
+    device = domain.register(DeviceSpec.model_validate(device_body(f"MPS-{tag}")), NOW).value
     return Envelope(id=f"ev-{tag}-{n}", type="inventory.device.registered.v1", source="/t",
                     subject=tag, time=NOW, data=DeviceRegisteredV1(device=device).model_dump(mode="json"))
 
@@ -95,13 +95,13 @@ async def eventually(check: Callable[[], bool], timeout: float = 60.0) -> None:
 
 
 async def insert(store: Store, r: OutboxRelay, tag: str) -> None:
-    doc = new_with_outbox({"_id": tag, "version": 1}, outbox_entries([event(tag, 1)]))
+    doc = new_with_outbox({"_id": tag, "version": 1}, outbox_entries([event(tag, 1)], TOPIC))
     await store.collection("devices").insert_one(doc)
     r.submit("devices", [doc])
 
 
 async def change(store: Store, r: OutboxRelay, tag: str, n: int) -> None:
-    entries = outbox_entries([event(tag, n)])
+    entries = outbox_entries([event(tag, n)], TOPIC)
     await store.collection("devices").update_one({"_id": tag}, set_with_outbox({"version": n}, entries))
     r.submit("devices", [{"_id": tag, "outbox": entries}])
 
@@ -114,7 +114,8 @@ async def outbox_of(store: Store, tag: str) -> list[dict[str, object]]:
 
 async def test_events_left_by_a_crash_are_published_once_by_the_next_relay(store: Store) -> None:
     bus = FlakyBus()
-    await store.collection("devices").insert_one(new_with_outbox({"_id": "A"}, outbox_entries([event("A", 1)])))
+    await store.collection("devices").insert_one(
+        new_with_outbox({"_id": "A"}, outbox_entries([event("A", 1)], TOPIC)))
     first = relay(bus, store)
     await first.start()
     await first.stop()
@@ -131,7 +132,7 @@ async def test_clearing_removes_only_what_was_published(store: Store) -> None:
     await r.start()
     await insert(store, r, "B")
     assert await r.drain()
-    later = outbox_entries([event("B", 2)])
+    later = outbox_entries([event("B", 2)], TOPIC)
     await store.collection("devices").update_one({"_id": "B"}, {"$push": {"outbox": {"$each": later}}})
     await r.settle()
     assert [e["id"] for e in await outbox_of(store, "B")] == ["ev-B-2"]
@@ -227,7 +228,7 @@ async def test_a_clear_that_matches_nothing_is_counted(store: Store) -> None:
     r = relay(bus, store, metrics)
     await r.start()
     await eventually(lambda: not r._leases["devices"].needs_scan)  # its first scan is behind it
-    doc = new_with_outbox({"_id": "M"}, outbox_entries([event("M", 1)]))
+    doc = new_with_outbox({"_id": "M"}, outbox_entries([event("M", 1)], TOPIC))
     stored = {**doc, "outbox": [dict(reversed(list(e.items()))) for e in doc["outbox"]]}
     await store.collection("devices").insert_one(stored)
     r.submit("devices", [doc])  # the relay pulls the entry in another field order: matches nothing

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
+from services import registry
 from services.runtime.metrics import Metrics
 from services.runtime.settings import Settings
 
@@ -73,16 +74,20 @@ def load_yaml(path: Path) -> Any:
 
 
 def settings_env_vars() -> set[str]:
-    prefix = Settings.model_config.get("env_prefix", "")
-    return {f"{prefix}{name}".upper() for name in Settings.model_fields}
+    """Every ESTATE_* variable: the runtime's settings and each service's own."""
+    kinds = [Settings, *(u.settings for u in registry.units() if u.settings is not None)]
+    return {f"{k.model_config.get('env_prefix', '')}{name}".upper() for k in kinds for name in k.model_fields}
 
 
 @cache
 def exported_series() -> dict[str, frozenset[str]]:
-    """Every series name Metrics() exposes, as Prometheus stores it, with its label names."""
+    """Every series name the runtime's and the services' metrics expose, as Prometheus stores
+    it, with its label names."""
     metrics = Metrics()
+    collectors = [*vars(metrics).values(), *(c for u in registry.units() if u.metrics is not None
+                                             for c in vars(u.metrics(metrics.registry)).values())]
     labels = {c._name: tuple(c._labelnames)  # noqa: SLF001 - prometheus_client keeps them here
-              for c in vars(metrics).values() if isinstance(c, MetricWrapperBase)}
+              for c in collectors if isinstance(c, MetricWrapperBase)}
     suffixes = {"counter": ("_total", "_created"), "gauge": ("",),
                 "histogram": ("_bucket", "_sum", "_count", "_created"),
                 "summary": ("", "_sum", "_count", "_created")}

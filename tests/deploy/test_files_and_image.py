@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from services.inventory.app import InventorySettings
 from tests.deploy.support import (
     ALERTS_FILE,
     COMPOSE_FILE,
@@ -80,7 +81,7 @@ def test_docker_cmd_parses_and_serves_the_inventory_app_on_the_checked_port(
     assert client.get("/health/live").status_code == 200
     assert "http_requests_total" in client.get("/metrics").text
     assert asgi.state.runtime.settings.service_name == "inventory"
-    assert not asgi.state.runtime.settings.load_sample_estate
+    assert not asgi.state.runtime.settings_of(InventorySettings).load_sample_estate
     exposed = [arg for op, arg in dockerfile_instructions() if op == "EXPOSE"]
     assert options["host"] == "0.0.0.0" and exposed == [str(options["port"])]
     (healthcheck,) = [arg for op, arg in dockerfile_instructions() if op == "HEALTHCHECK"]

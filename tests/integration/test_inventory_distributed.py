@@ -109,7 +109,8 @@ async def test_a_poison_message_goes_to_the_dead_letter_topic_and_the_consumer_g
 async def test_a_crash_between_write_and_publish_still_publishes_once_after_restart(settings: Settings) -> None:
     tag = new_tag("CR")
     crashed = Runtime.build(settings)  # never started: its relay never runs, as if it died
-    handlers = InventoryHandlers(DeviceStore(crashed.store), crashed.relay, crashed.clock)
+    handlers = InventoryHandlers(DeviceStore(crashed.store, crashed.relay, crashed.clock), crashed.relay,
+                                 crashed.clock)
     await handlers.register(DeviceSpec.model_validate(device_body(tag)))
     await crashed.store.close()
     [doc] = await stored(settings, {"_id": tag})

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 from services.cli import app
 from services.cli import dead_letters as dlq
 from services.cli.source import ImportSource
+from services.inventory.app import InventorySettings
 from services.inventory.imports import CSV_COLUMNS, read_csv, read_json_lines
 from services.inventory.sample_estate import EstateSize, csv_row, generate
 from services.runtime.auth import Role, decode_token
@@ -86,8 +87,8 @@ def test_run_loads_the_sample_estate_only_for_the_embedded_platform(
     result = runner.invoke(app, ["run", "--service", "inventory"], env={"PORT": "8124"})
     assert result.exit_code == 0, result.output
     (platform, _, _), (inventory, _, port) = started
-    assert platform.state.runtime.settings.load_sample_estate is True
-    assert inventory.state.runtime.settings.load_sample_estate is False
+    assert platform.state.runtime.settings_of(InventorySettings).load_sample_estate is True
+    assert inventory.state.runtime.settings_of(InventorySettings).load_sample_estate is False
     assert port == 8124
 
 
@@ -125,10 +126,10 @@ def _lines_through_batches(path: Path, text: str, read: Any) -> list[int]:
 
 @pytest.fixture(scope="module")
 def platform_url() -> Iterator[str]:
-    from services.embedded import create_app
+    from services.registry import create_app
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    settings = Settings(mode="embedded", load_sample_estate=False)
+    settings = Settings(mode="embedded")
     server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()

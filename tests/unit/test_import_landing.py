@@ -30,6 +30,9 @@ class RecordingRelay:
     def __init__(self) -> None:
         self.submitted: list[tuple[str, Document]] = []
 
+    def watch(self, collection: str) -> None:
+        pass
+
     def submit(self, collection: str, docs: Iterable[Document]) -> None:
         self.submitted.extend((collection, doc) for doc in docs)
 
@@ -64,9 +67,8 @@ def row(line: int, tag: str, version: str) -> ParsedRow:
 
 async def test_an_import_update_that_lost_to_a_same_version_patch_is_rejected_and_not_announced() -> None:
     store = MemoryStore()
-    devices = DeviceStore(store)
     relay = RecordingRelay()
-    handlers = InventoryHandlers(devices, relay, FixedClock(NOW))  # type: ignore[arg-type]
+    handlers = InventoryHandlers(DeviceStore(store, relay, FixedClock(NOW)), relay, FixedClock(NOW))  # type: ignore[arg-type]
     await handlers.register(DeviceSpec.model_validate(device_body("MPS-D-000001")))
     await handlers.register(DeviceSpec.model_validate(device_body("MPS-D-000002")))
 
@@ -99,7 +101,7 @@ async def test_an_import_update_that_lost_to_a_same_version_patch_is_rejected_an
 async def test_an_import_whose_updates_all_landed_announces_each_once() -> None:
     store = MemoryStore()
     relay = RecordingRelay()
-    handlers = InventoryHandlers(DeviceStore(store), relay, FixedClock(NOW))  # type: ignore[arg-type]
+    handlers = InventoryHandlers(DeviceStore(store, relay, FixedClock(NOW)), relay, FixedClock(NOW))  # type: ignore[arg-type]
     await handlers.register(DeviceSpec.model_validate(device_body("MPS-D-000003")))
     relay.submitted.clear()
 

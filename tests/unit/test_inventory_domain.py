@@ -21,13 +21,13 @@ RECORD = Sanitisation(method="NIST 800-88 purge", certificate_id="CERT-9", perfo
 
 
 def device_in(state: LifecycleState) -> Device:
-    return domain.register(DeviceSpec.model_validate(device_body()), AT).device.model_copy(update={"state": state})
+    return domain.register(DeviceSpec.model_validate(device_body()), AT).value.model_copy(update={"state": state})
 
 
 def test_register_records_one_event_at_version_one() -> None:
     change = domain.register(DeviceSpec.model_validate(device_body(applications=["A", "B", "A"])), AT)
-    assert change.device.version == 1 and change.device.state is S.IN_SERVICE
-    assert change.device.applications == ["A", "B"]
+    assert change.value.version == 1 and change.value.state is S.IN_SERVICE
+    assert change.value.applications == ["A", "B"]
     assert [name for name, _ in change.events] == ["inventory.device.registered.v1"]
 
 
@@ -39,7 +39,7 @@ def test_move_allows_exactly_the_listed_transitions(start: LifecycleState, targe
         assert not domain.move(device, target, LATER).changed
     elif target in TRANSITIONS[start]:
         change = domain.move(device, target, LATER)
-        assert change.device.state is target and change.device.version == device.version + 1
+        assert change.value.state is target and change.value.version == device.version + 1
         event = change.events[0][1]
         assert (event.from_state, event.to_state) == (start, target)  # type: ignore[attr-defined]
     else:
@@ -60,7 +60,7 @@ def test_retire_from_where_the_lifecycle_allows(start: LifecycleState) -> None:
         assert not domain.retire(device, "old", LATER).changed
     elif S.RETIRED in TRANSITIONS[start]:
         change = domain.retire(device, "replaced", LATER)
-        assert change.device.retirement_reason == "replaced"
+        assert change.value.retirement_reason == "replaced"
     else:
         with pytest.raises(domain.LifecycleError):
             domain.retire(device, "replaced", LATER)
@@ -77,8 +77,8 @@ def test_dispose_only_a_retired_device_with_a_plausible_sanitisation_date() -> N
     with pytest.raises(domain.DomainError, match="before the device joined"):
         domain.dispose(retired, before, LATER)
     change = domain.dispose(retired, RECORD, LATER)
-    assert change.device.state is S.DISPOSED and change.device.sanitisation == RECORD
-    assert not domain.dispose(change.device, RECORD, LATER).changed, "disposing again changes nothing"
+    assert change.value.state is S.DISPOSED and change.value.sanitisation == RECORD
+    assert not domain.dispose(change.value, RECORD, LATER).changed, "disposing again changes nothing"
 
 
 def test_update_records_only_real_changes() -> None:
@@ -87,7 +87,7 @@ def test_update_records_only_real_changes() -> None:
     change = domain.update(device, DevicePatch.model_validate(
         {"os": {"family": "windows", "version": "8.1"}, "applications": device.applications}), LATER)
     assert change.events[0][1].changed_fields == ["os"]  # type: ignore[attr-defined]
-    assert change.device.updated_at == LATER and change.device.registered_at == AT
+    assert change.value.updated_at == LATER and change.value.registered_at == AT
     with pytest.raises(domain.DomainError, match="cannot run ios"):
         domain.update(device, DevicePatch.model_validate({"os": {"family": "ios", "version": "9.3"}}), LATER)
     with pytest.raises(domain.LifecycleError, match="closed"):

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from contracts.envelope import Envelope
+from contracts.inventory import DEVICES_TOPIC
 from services.inventory import domain
 from services.inventory.domain import DeviceSpec
 from services.runtime.bus import Message, OutgoingMessage
@@ -33,7 +34,7 @@ POLICY = RetryPolicy(max_attempts=3, backoff_initial_s=0.01, backoff_max_s=0.05)
 
 
 def registered(tag: str) -> Envelope:
-    device = domain.register(DeviceSpec.model_validate(device_body(tag)), NOW).device
+    device = domain.register(DeviceSpec.model_validate(device_body(tag)), NOW).value
     return Envelope(id=f"ev-{tag}", type=REGISTERED, source="/test", subject=tag, time=NOW,
                     data={"device": device.model_dump(mode="json")})
 
@@ -70,7 +71,8 @@ async def test_outbox_backlog_rises_during_a_bus_outage_and_drops_to_zero_after(
         assert value(metrics, "outbox_backlog_events", collection="devices") == 0
         with bus.outage():
             for n in range(3):
-                doc = new_with_outbox({"_id": f"MPS-{n}"}, outbox_entries([registered(f"MPS-{n}")]))
+                doc = new_with_outbox({"_id": f"MPS-{n}"}, outbox_entries([registered(f"MPS-{n}")],
+                                                                               DEVICES_TOPIC))
                 await store.collection("devices").insert_one(doc)
                 relay.submit("devices", [doc])
             assert value(metrics, "outbox_backlog_events", collection="devices") == 3

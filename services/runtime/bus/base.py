@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 Headers = tuple[tuple[str, bytes], ...]
@@ -48,7 +48,6 @@ class Subscription:
     group: str
     topics: tuple[str, ...]
     handler: Handler
-    name: str = field(default="")
 
 
 def dead_letter_topic(topic: str, group: str) -> str:

@@ -32,7 +32,7 @@ from aiokafka.errors import (
     UnknownProducerId,
 )
 
-from services.runtime.aio import still_running
+from services.runtime.aio import cancel_and_wait, still_running
 from services.runtime.bus.base import BusUnavailable, Handler, OutgoingMessage, Subscription, dead_letter_topic
 from services.runtime.bus.delivery import Delivery, RawRecord, RetryPolicy, Unavailable
 from services.runtime.metrics import Metrics
@@ -139,10 +139,7 @@ class KafkaBus:
         )
 
     async def stop(self) -> None:
-        tasks = [h.task for h in self._health if h.task is not None]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(h.task for h in self._health)
         self._health.clear()
         if self._producer is not None:
             with contextlib.suppress(Exception):

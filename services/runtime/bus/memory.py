@@ -18,7 +18,7 @@ import logging
 import zlib
 from collections.abc import Iterator, Sequence
 
-from services.runtime.aio import still_running
+from services.runtime.aio import cancel_and_wait, still_running
 from services.runtime.bus.base import BusUnavailable, Handler, Message, OutgoingMessage, Subscription
 from services.runtime.bus.delivery import Delivery, RawRecord, RetryPolicy
 from services.runtime.metrics import Metrics
@@ -91,9 +91,7 @@ class MemoryBus:
                                                        name=f"consumer:{group}:{index}"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         self._started = False
 

@@ -162,15 +162,6 @@ class MemoryCollection:
         async with self._lock:
             return self._update_one(filter, update, upsert)[1]
 
-    async def update_many(self, filter: Filter, update: Mapping[str, Any]) -> BulkResult:
-        result = BulkResult()
-        async with self._lock:
-            for doc in self._matching(filter):
-                _, changed = self._update_doc(doc, update)
-                result.matched += 1
-                result.modified += int(changed)
-        return result
-
     async def bulk_update(self, ops: Sequence[UpdateOp]) -> BulkResult:
         total = BulkResult()
         async with self._lock:

@@ -199,11 +199,6 @@ class MongoCollection:
             return BulkResult(matched=r.matched_count, modified=r.modified_count,
                               upserted=int(r.upserted_id is not None))
 
-    async def update_many(self, filter: Filter, update: Mapping[str, Any]) -> BulkResult:
-        with self._where.guard():
-            r = await self._c.update_many(dict(filter), dict(update))
-            return BulkResult(matched=r.matched_count, modified=r.modified_count)
-
     async def bulk_update(self, ops: Sequence[UpdateOp]) -> BulkResult:
         with self._where.guard():
             if not ops:
