@@ -32,10 +32,10 @@ import httpx
 import psutil
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from pymongo import AsyncMongoClient
+from versioned_write import device_documents
 
 from services.inventory import domain
 from services.inventory.sample_estate import generate, write_csv
-from services.inventory.store import to_document
 from services.runtime.auth import Role, issue_token
 from services.runtime.settings import Settings
 
@@ -65,7 +65,8 @@ async def topic_size(bootstrap: str, topic: str) -> int:
 async def baseline(specs: list[domain.DeviceSpec], mongo_url: str, bootstrap: str) -> float:
     """Raw rate: the same documents inserted with PyMongo, the same-sized records produced."""
     now = datetime.now(UTC)
-    docs = [to_document(domain.register(s, now).value) for s in specs]
+    devices = device_documents()
+    docs = [devices.to_document(domain.register(s, now).value) for s in specs]
     payloads = [json.dumps(d).encode() for d in docs]
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(mongo_url)
     collection = client[f"bench_raw_{uuid.uuid4().hex[:8]}"]["devices"]

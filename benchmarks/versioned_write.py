@@ -35,28 +35,34 @@ from typing import Any
 from bson import encode
 from pymongo import AsyncMongoClient, ReturnDocument
 
-from contracts.envelope import new_envelope
 from services.inventory import domain
 from services.inventory.sample_estate import generate
-from services.inventory.store import to_document
-from services.runtime.outbox import new_with_outbox, outbox_entries
+from services.inventory.store import DeviceStore
+from services.runtime.clock import SystemClock
+from services.runtime.store.memory import MemoryStore
 
-SOURCE = "/estate/inventory"
 STATES = ("assessed", "planned", "in_service")
 TARGET_P50_MS = 20.0
 TARGET_P99_MS = 100.0
 
 
+class NoRelay:
+    """The repository only builds documents here; nothing is published."""
+
+    def watch(self, collection: str) -> None:
+        pass
+
+
+def device_documents() -> DeviceStore:
+    """The inventory's repository, to build documents exactly as the service stores them."""
+    return DeviceStore(MemoryStore(), NoRelay(), SystemClock())  # type: ignore[arg-type]
+
+
 def estate_documents(count: int) -> list[dict[str, Any]]:
     """The sample estate's first ``count`` devices, as the inventory service stores them."""
-    now = datetime.now(UTC)
-    docs = []
-    for spec in itertools.islice(generate(), count):
-        change = domain.register(spec, now)
-        entries = outbox_entries((new_envelope(type=name, source=SOURCE, subject=spec.asset_tag, time=now, data=data)
-                                  for name, data in change.events), {})
-        docs.append(new_with_outbox(to_document(change.device), entries))
-    return docs
+    now, devices = datetime.now(UTC), device_documents()
+    return [devices.new_document(domain.register(spec, now), trace={})
+            for spec in itertools.islice(generate(), count)]
 
 
 def percentile(sorted_ms: list[float], p: float) -> float:

@@ -57,10 +57,6 @@ class PreconditionFailed(ProblemError):
     status, code, title = 412, "precondition-failed", "The resource has changed"
 
 
-class PreconditionRequired(ProblemError):
-    status, code, title = 428, "precondition-required", "If-Match is required"
-
-
 class PayloadTooLarge(ProblemError):
     status, code, title = 413, "payload-too-large", "Request body too large"
 
