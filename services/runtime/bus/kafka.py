@@ -170,7 +170,7 @@ class KafkaBus:
         self._failing_since = None
 
     async def _publish_failed(self, producer: AIOKafkaProducer, error: Exception) -> None:
-        loop = asyncio.get_running_loop()
+        loop, broken = asyncio.get_running_loop(), producer
         if self._failing_since is None:
             self._failing_since = loop.time()
         self._last_failure = f"{type(error).__name__}: {error}"
@@ -191,7 +191,7 @@ class KafkaBus:
                 return
             self._producer = fresh
             with contextlib.suppress(Exception):
-                await producer.stop()
+                await broken.stop()
 
     async def ping(self) -> None:
         if self._producer is None:

@@ -50,7 +50,7 @@ def _type_rank(value: Any) -> int:
 
 
 def _sign(a: Any, b: Any) -> int:
-    return (a > b) - (a < b)
+    return int(a > b) - int(a < b)
 
 
 def compare(a: Any, b: Any) -> int:
@@ -286,7 +286,8 @@ def project(doc: Document, projection: list[str] | tuple[str, ...] | None) -> Do
     """Only ``_id`` and the (dotted) fields named; no projection, or an empty one, is the whole
     document (see ``Collection.find`` in base.py)."""
     if not projection:
-        return copy_document(doc)
+        whole: Document = copy_document(doc)
+        return whole
     tree: dict[str, Any] = {"_id": True}
     for field in projection:
         node = tree
@@ -297,7 +298,8 @@ def project(doc: Document, projection: list[str] | tuple[str, ...] | None) -> Do
                 break
         else:
             node[leaf] = True
-    return _projected(doc, tree)
+    projected: Document = _projected(doc, tree)
+    return projected
 
 
 def equality_seed(filter: Filter) -> dict[str, Any]:
