@@ -32,7 +32,7 @@ from pymongo import AsyncMongoClient
 
 from services.inventory.sample_estate import generate, write_csv
 from services.runtime.auth import Role, issue_token
-from services.runtime.settings import Settings
+from services.runtime.settings import Mode, Settings
 
 
 async def end_offsets(bootstrap: str) -> dict[TopicPartition, int]:
@@ -78,7 +78,7 @@ async def outboxes_left(mongo: str, database: str) -> int:
 
 
 async def run_once(point: str, body: bytes, rows: int, kafka: str, mongo: str) -> tuple[int, int, float]:
-    settings = Settings(mode="distributed", kafka_bootstrap=kafka, mongo_url=mongo,
+    settings = Settings(mode=Mode.DISTRIBUTED, kafka_bootstrap=kafka, mongo_url=mongo,
                         mongo_database=f"bench_{uuid.uuid4().hex[:8]}", jwt_secret="benchmark-" + "s" * 30)
     os.environ["ESTATE_OUTBOX_LEASE_S"] = "3"  # the successor takes over 3 s after the kill
     token = issue_token(settings, subject="bench", roles=[Role.WRITER], now=datetime.now(UTC))

@@ -37,7 +37,7 @@ from versioned_write import device_documents
 from services.inventory import domain
 from services.inventory.sample_estate import generate, write_csv
 from services.runtime.auth import Role, issue_token
-from services.runtime.settings import Settings
+from services.runtime.settings import Mode, Settings
 
 TOPIC = "inventory.devices"
 
@@ -148,7 +148,7 @@ async def main() -> None:
 
     raw_s = await baseline(specs, args.mongo, args.kafka)
 
-    settings = Settings(mode="distributed", kafka_bootstrap=args.kafka, mongo_url=args.mongo,
+    settings = Settings(mode=Mode.DISTRIBUTED, kafka_bootstrap=args.kafka, mongo_url=args.mongo,
                         mongo_database=f"bench_{uuid.uuid4().hex[:8]}", jwt_secret="benchmark-" + "s" * 30)
     port = free_port()
     url = f"http://127.0.0.1:{port}"

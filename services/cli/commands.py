@@ -171,7 +171,7 @@ def _user() -> str:
 def run(
     service: Annotated[ServiceName, typer.Option(
         help="platform: every service in one process; or one service alone",
-    )] = ServiceName.PLATFORM,
+    )] = ServiceName.PLATFORM,  # type: ignore[attr-defined]  # built from the service list
     host: Annotated[str, typer.Option()] = "127.0.0.1",
     port: Annotated[int, typer.Option(envvar="PORT")] = 8000,
     sample_estate: Annotated[bool | None, typer.Option(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -240,7 +241,7 @@ async def raw_messages(bus: Bus, topic: str, count: int) -> list[tuple[bytes, di
                                 auto_offset_reset="earliest", group_id=None)
     await consumer.start()
     try:
-        records = []
+        records: list[Any] = []
         while len(records) < count:
             records.append(await asyncio.wait_for(consumer.getone(), 30))
         return [(r.key, dict(r.headers)) for r in records]

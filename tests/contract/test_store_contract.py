@@ -130,8 +130,8 @@ async def _is_ferretdb(store: Store) -> bool:
     return client is not None and "ferretdbVersion" in await client.admin.command("buildInfo")
 
 
-def ids(docs: list[dict[str, object]]) -> list[object]:
-    return [d["_id"] for d in docs]
+def ids(docs: list[dict[str, object]]) -> list[str]:
+    return [str(d["_id"]) for d in docs]
 
 
 async def test_bool_and_number_are_different_types(store: Store) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
+from pydantic_settings import BaseSettings
 
 from services import registry
 from services.runtime.metrics import Metrics
@@ -75,7 +76,7 @@ def load_yaml(path: Path) -> Any:
 
 def settings_env_vars() -> set[str]:
     """Every ESTATE_* variable: the runtime's settings and each service's own."""
-    kinds = [Settings, *(u.settings for u in registry.units() if u.settings is not None)]
+    kinds: list[type[BaseSettings]] = [Settings, *(u.settings for u in registry.units() if u.settings is not None)]
     return {f"{k.model_config.get('env_prefix', '')}{name}".upper() for k in kinds for name in k.model_fields}
 
 

@@ -27,7 +27,7 @@ from services.inventory.app import InventorySettings
 from services.inventory.imports import CSV_COLUMNS, read_csv, read_json_lines
 from services.inventory.sample_estate import EstateSize, csv_row, generate
 from services.runtime.auth import Role, decode_token
-from services.runtime.settings import Settings
+from services.runtime.settings import Mode, Settings
 
 runner = CliRunner()
 
@@ -129,7 +129,7 @@ def platform_url() -> Iterator[str]:
     from services.registry import create_app
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    settings = Settings(mode="embedded")
+    settings = Settings(mode=Mode.EMBEDDED)
     server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
