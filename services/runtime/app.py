@@ -29,8 +29,10 @@ def create_app(settings: Settings, units: Sequence[ServiceUnit], *, runtime: Run
                   description="APIs of: " + ", ".join(u.name for u in units))
     app.state.runtime = runtime
     install_error_handlers(app)
-    install_observability(app, settings.service_name)
+    # Inside the observation (added first), so that a body read over the limit raises in the
+    # route itself and is answered (and counted) as any other problem.
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    install_observability(app, settings.service_name)
     app.include_router(ops_router())
     for unit in units:
         app.include_router(unit.router)

@@ -16,6 +16,8 @@ from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.runtime.errors import (
@@ -59,7 +61,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return problem_response(_HttpProblem(error.status_code, str(error.detail)), request)
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request, headers.get("Allow")))
+        return problem_response(_HttpProblem(error.status_code, str(error.detail)), request, headers or None)
 
     @app.exception_handler(StoreUnavailable)
     async def _store_unavailable(request: Request, error: StoreUnavailable) -> JSONResponse:
@@ -70,6 +75,22 @@ def install_error_handlers(app: FastAPI) -> None:
         # Last resort for errors outside the observe middleware (which answers the rest):
         # Starlette's ServerErrorMiddleware sends this, then re-raises for the server to log.
         return unexpected_error_response(request, error)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request, declared: str | None = None) -> list[str]:
+    """Every method some route serves at the request's path (for a 405's ``Allow``): the
+    router names only the first route that matched the path, not its siblings."""
+    methods = {m.strip() for m in (declared or "").split(",") if m.strip()}
+    for route in request.app.router.routes:
+        if isinstance(route, Mount) and isinstance(route.app, StaticFiles):
+            if route.matches(request.scope)[0] is not Match.NONE:
+                methods |= {"GET", "HEAD"}
+            continue
+        methods |= {m for m in _METHODS if route.matches({**request.scope, "method": m})[0] is Match.FULL}
+    return sorted(methods)
 
 
 def unavailable_response(request: Request, error: StoreUnavailable) -> JSONResponse:
@@ -101,7 +122,9 @@ class _HttpProblem(ProblemError):
 
 
 class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413, before a handler reads them."""
+    """Refuse request bodies over ``max_bytes`` with 413, before a handler reads them, whether
+    the body declares its length or comes in chunks (then the read that crosses the limit fails
+    with ``RequestTooLarge``, which the error handlers answer as the 413)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -116,28 +139,41 @@ class BodyLimit:
             await self._refuse(scope, send)
             return
         received = 0
+        responded = False
 
         async def limited() -> Message:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.max_bytes:
-                raise _TooLarge()
+                raise RequestTooLarge(self.max_bytes)
             return message
 
+        async def sending(message: Message) -> None:
+            nonlocal responded
+            responded = True
+            await send(message)
+
         try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
+            await self.app(scope, limited, sending)
+        except RequestTooLarge:
+            if responded:
+                raise
             await self._refuse(scope, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        error = PayloadTooLarge(f"the request body is over the limit of {self.max_bytes} bytes")
+        error = RequestTooLarge(self.max_bytes)
         response = JSONResponse(error.body(scope["path"]), status_code=413, media_type=PROBLEM_JSON)
         await response(scope, _no_receive, send)
 
 
-class _TooLarge(Exception):
-    pass
+class RequestTooLarge(PayloadTooLarge, StarletteHTTPException):
+    """A body read crossed the limit. Also an ``HTTPException`` so that the framework's own body
+    parsing lets it through (it turns any other error into a 400) to the problem handler."""
+
+    def __init__(self, max_bytes: int) -> None:
+        PayloadTooLarge.__init__(self, f"the request body is over the limit of {max_bytes} bytes")
+        StarletteHTTPException.__init__(self, 413, self.detail)
 
 
 async def _no_receive() -> Message:
