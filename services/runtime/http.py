@@ -43,7 +43,13 @@ def problem_response(error: ProblemError, request: Request, headers: dict[str, s
                         media_type=PROBLEM_JSON, headers=headers)
 
 
-def _location(loc: tuple[Any, ...]) -> str:
+def _location(error: Any) -> str:
+    """Where a validation error is. A rule on a whole object that raised an error carrying a
+    ``field`` (like inventory's ``DomainError``) is placed at that field."""
+    loc = tuple(error["loc"])
+    field = getattr((error.get("ctx") or {}).get("error"), "field", None)
+    if isinstance(field, str) and field:
+        loc += tuple(field.split("."))
     return ".".join(str(part) for part in loc)
 
 
@@ -55,7 +61,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
-        errors = [FieldError(_location(e["loc"]), e["msg"]) for e in error.errors()]
+        errors = [FieldError(_location(e), e["msg"]) for e in error.errors()]
         detail = "; ".join(f"{e.location}: {e.message}" for e in errors[:5])
         return problem_response(InvalidInput(detail, errors), request)
 
