@@ -15,10 +15,14 @@ from services.inventory.store import DeviceQuery, decode_cursor, encode_cursor
 from services.runtime.auth import Admin, Reader, Writer
 from services.runtime.conditional import IfMatch, etag, expected_version
 from services.runtime.errors import InvalidInput, UnsupportedMediaType
+from services.runtime.openapi import PROTECTED, problem_responses, raw_body
 
 router = APIRouter(prefix="/devices", tags=["inventory"])
 
 MAX_PAGE = 500
+CSV, JSON_LINES = "text/csv", "application/x-ndjson"
+CHANGE = (*PROTECTED, 404, 409, 412, 413, 422)
+"""What a change to one device can answer with (409: the lifecycle does not allow it)."""
 
 
 def inventory_handlers(request: Request) -> InventoryHandlers:
@@ -66,14 +70,15 @@ class ImportReportOut(BaseModel):
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Device,
-             summary="Register a device")
+             summary="Register a device", responses=problem_responses(*PROTECTED, 409, 413, 422))
 async def register(spec: DeviceSpec, handlers: Handlers, response: Response, _: Writer) -> Device:
     device = await handlers.register(spec)
     response.headers["Location"] = f"/devices/{device.asset_tag}"
     return _answer(response, device)
 
 
-@router.get("", response_model=DevicesPage, summary="List devices, filtered, a page at a time")
+@router.get("", response_model=DevicesPage, summary="List devices, filtered, a page at a time",
+            responses=problem_responses(*PROTECTED, 422))
 async def list_devices(
     handlers: Handlers, _: Reader,
     kind: DeviceKind | None = None, os_family: OsFamily | None = None, os_version: str | None = None,
@@ -95,7 +100,10 @@ async def list_devices(
                          "per line, as POST /devices takes). Keyed by asset tag: a new tag registers a "
                          "device, a known one updates its facts, an identical one changes nothing, so "
                          "importing the same file twice is safe. Good rows are stored; each bad row is "
-                         "reported with its line, field and reason.")
+                         "reported with its line, field and reason.",
+             responses=problem_responses(*PROTECTED, 413, 415, 422),
+             openapi_extra=raw_body("The devices, CSV or JSON Lines (UTF-8)",
+                                    {CSV: {"type": "string"}, JSON_LINES: {"type": "string"}}))
 async def import_devices(request: Request, handlers: Handlers, _: Writer) -> ImportReportOut:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     raw = await request.body()
@@ -121,13 +129,14 @@ async def import_devices(request: Request, handlers: Handlers, _: Writer) -> Imp
     )
 
 
-@router.get("/{asset_tag}", response_model=Device, summary="One device, with its ETag")
+@router.get("/{asset_tag}", response_model=Device, summary="One device, with its ETag",
+            responses=problem_responses(*PROTECTED, 404))
 async def get_device(asset_tag: str, handlers: Handlers, response: Response, _: Reader) -> Device:
     return _answer(response, await handlers.get(asset_tag))
 
 
 @router.patch("/{asset_tag}", response_model=Device, summary="Change a device's facts",
-              responses={412: {"description": "If-Match is stale"}})
+              responses=problem_responses(*CHANGE))
 async def update_device(asset_tag: str, patch: DevicePatch, handlers: Handlers, response: Response,
                         _: Writer, if_match: IfMatch = None) -> Device:
     device = await handlers.update(asset_tag, patch, expected_version(if_match))
@@ -135,14 +144,15 @@ async def update_device(asset_tag: str, patch: DevicePatch, handlers: Handlers, 
 
 
 @router.post("/{asset_tag}/state", response_model=Device, summary="Move a device along its lifecycle",
-             responses={409: {"description": "The lifecycle does not allow that move"}})
+             responses=problem_responses(*CHANGE))
 async def move_device(asset_tag: str, body: StateMove, handlers: Handlers, response: Response,
                       _: Writer, if_match: IfMatch = None) -> Device:
     device = await handlers.move(asset_tag, body.state, expected_version(if_match))
     return _answer(response, device)
 
 
-@router.post("/{asset_tag}/retire", response_model=Device, summary="Take a device out of service")
+@router.post("/{asset_tag}/retire", response_model=Device, summary="Take a device out of service",
+             responses=problem_responses(*CHANGE))
 async def retire_device(asset_tag: str, body: Retirement, handlers: Handlers, response: Response,
                         _: Writer, if_match: IfMatch = None) -> Device:
     device = await handlers.retire(asset_tag, body.reason, expected_version(if_match))
@@ -150,7 +160,8 @@ async def retire_device(asset_tag: str, body: Retirement, handlers: Handlers, re
 
 
 @router.post("/{asset_tag}/dispose", response_model=Device,
-             summary="Dispose of a retired device (needs its data-sanitisation record)")
+             summary="Dispose of a retired device (needs its data-sanitisation record)",
+             responses=problem_responses(*CHANGE))
 async def dispose_device(asset_tag: str, record: Sanitisation, handlers: Handlers, response: Response,
                          _: Admin, if_match: IfMatch = None) -> Device:
     device = await handlers.dispose(asset_tag, record, expected_version(if_match))

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from services.runtime.http import BodyLimit, install_error_handlers, install_observability, ops_router
+from services.runtime.openapi import install_docs
 from services.runtime.runtime import Runtime, ServiceUnit
 from services.runtime.settings import Settings
 
@@ -25,8 +26,9 @@ def create_app(settings: Settings, units: Sequence[ServiceUnit], *, runtime: Run
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=title, version="1.0.0", lifespan=lifespan,
+    app = FastAPI(title=title, version="1.0.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="APIs of: " + ", ".join(u.name for u in units))
+    install_docs(app)
     app.state.runtime = runtime
     install_error_handlers(app)
     # Inside the observation (added first), so that a body read over the limit raises in the

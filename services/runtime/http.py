@@ -7,7 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match, Mount
 from starlette.staticfiles import StaticFiles
@@ -235,6 +236,11 @@ def _described(error: Exception) -> str:
     return f"error: {type(error).__name__}: {text}" if text else f"error: {type(error).__name__}"
 
 
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str] = Field(description="Per dependency: ok, or why not")
+
+
 def ops_router() -> APIRouter:
     router = APIRouter(tags=["operations"])
 
@@ -242,8 +248,8 @@ def ops_router() -> APIRouter:
     async def live() -> dict[str, str]:
         return {"status": "live"}
 
-    @router.get("/health/ready", summary="The store and the bus answer",
-                responses={503: {"description": "A dependency does not answer"}})
+    @router.get("/health/ready", summary="The store and the bus answer", response_model=Readiness,
+                responses={503: {"model": Readiness, "description": "A dependency does not answer"}})
     async def ready(request: Request) -> JSONResponse:
         runtime = request.app.state.runtime
         timeout_s = runtime.settings.store_timeout_s
@@ -255,7 +261,8 @@ def ops_router() -> APIRouter:
         return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks},
                             status_code=200 if ok else 503)
 
-    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+                responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(request.app.state.runtime.metrics.registry),
                         media_type=CONTENT_TYPE_LATEST)
