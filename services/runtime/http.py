@@ -68,6 +68,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if isinstance(error.__cause__, UnicodeDecodeError):  # the framework could not read the body
+            where = error.__cause__.start
+            return problem_response(InvalidInput(f"the body is not UTF-8 text (byte {where})",
+                                                 [FieldError("body", f"not UTF-8 at byte {where}")]), request)
         headers = dict(error.headers or {})
         if error.status_code == 405:
             headers["Allow"] = ", ".join(allowed_methods(request, headers.get("Allow")))

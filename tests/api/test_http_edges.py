@@ -123,3 +123,14 @@ async def test_a_405_lists_the_allowed_methods(
         return
     is_problem(answer, 405)
     assert {m.strip() for m in answer.headers["allow"].split(",")} == allowed
+
+
+# -- found by schemathesis ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/devices", "/devices/MPS-D-700030/state"])
+async def test_a_json_body_that_is_not_utf8_is_a_422_saying_where(writer: httpx.AsyncClient, path: str) -> None:
+    answer = await writer.post(path, content=b'{"state": "u\xff"}', headers={"Content-Type": "application/json"})
+    problem = is_problem(answer, 422)
+    assert problem["detail"] == "the body is not UTF-8 text (byte 12)"
+    assert problem["errors"] == [{"location": "body", "message": "not UTF-8 at byte 12"}]
