@@ -2,19 +2,22 @@
 
 The inventory API numbers lines as it reads a request body, and a batch is a body of its
 own; so for every row it sends, the CLI keeps the line the API would have reported had it
-received the whole file. Numbering follows the API's readers exactly: CSV through ``csv``
-over universal newlines (a record may span lines; its number is its last line), JSON Lines
-through ``str.splitlines`` (blank lines count, and are skipped).
+received the whole file. Numbering is the API's own (``services.inventory.imports``): a CSV
+record through the same ``csv_records`` over universal newlines (a record may span lines;
+its number is its first line; a value of any length is read, the API refuses the row), JSON
+Lines split on ``\n`` only (blank lines count, and are skipped; a trailing ``\r`` is dropped).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+
+from services.inventory.imports import CountedLines, csv_records
 
 CSV = "text/csv"
 JSON_LINES = "application/x-ndjson"
@@ -29,9 +32,9 @@ class SourceError(Exception):
 class SourceRow:
     text: str
     """The row as written in the file (a CSV record's lines, with their line breaks)."""
-    first_line: int
     line: int
-    """The line the API reports for this row."""
+    """The line the API reports for this row: the first of its record."""
+    last_line: int
     asset_tag: str | None
 
 
@@ -45,29 +48,6 @@ class Batch:
 
     def file_line(self, line: int) -> int:
         return self.lines.get(line, line)
-
-
-class _Lines:
-    """Physical lines, keeping the ones the csv reader has taken since the last ``take``."""
-
-    def __init__(self, lines: Iterable[str]) -> None:
-        self._lines = iter(lines)
-        self._taken: list[str] = []
-        self.number = 0
-
-    def __iter__(self) -> _Lines:
-        return self
-
-    def __next__(self) -> str:
-        line = next(self._lines)
-        self._taken.append(line)
-        self.number += 1
-        return line
-
-    def take(self) -> tuple[str, int]:
-        text, count = "".join(self._taken), len(self._taken)
-        self._taken.clear()
-        return text, count
 
 
 def _terminated(text: str) -> str:
@@ -97,7 +77,8 @@ class ImportSource:
         self._header_lines = 0
 
     def _open(self) -> TextIO:
-        return self.path.open(encoding="utf-8-sig", newline="")
+        # CSV: lines end at any of \n, \r\n, \r, kept as written; JSON Lines: at \n only
+        return self.path.open(encoding="utf-8-sig", newline="" if self.media_type == CSV else "\n")
 
     def rows(self) -> Iterator[SourceRow]:
         try:
@@ -111,32 +92,28 @@ class ImportSource:
         return sum(1 for _ in self.rows())
 
     def _csv_rows(self, file: TextIO) -> Iterator[SourceRow]:
-        lines = _Lines(file)
-        reader = csv.reader(lines, strict=True)
+        lines = CountedLines(file)
+        records = csv_records(lines)
         try:
-            header = next(reader, None)
+            header = next(records, None)
             if header is None:
                 return
-            self._header, self._header_lines = lines.take()
-            tag_at = header.index("asset_tag") if "asset_tag" in header else None
-            for record in reader:
-                text, count = lines.take()
-                if not record:  # a blank line: the API's reader skips it too
-                    continue
+            self._header, self._header_lines = lines.last_taken
+            tag_at = header[1].index("asset_tag") if "asset_tag" in header[1] else None
+            for first, record in records:
+                text, _ = lines.last_taken
                 tag = (record[tag_at].strip() or None
                        if tag_at is not None and tag_at < len(record) else None)
-                yield SourceRow(text, lines.number - count + 1, lines.number, tag)
+                yield SourceRow(text, first, lines.number, tag)
         except csv.Error as error:
             raise SourceError(f"{self.path}: CSV line {lines.number}: {error}") from None
 
     @staticmethod
     def _json_rows(file: TextIO) -> Iterator[SourceRow]:
-        number = 0
-        for physical in file:
-            for line in physical.splitlines():
-                number += 1
-                if line.strip():
-                    yield SourceRow(line, number, number, _json_asset_tag(line))
+        for number, physical in enumerate(file, start=1):
+            line = physical.removesuffix("\n").removesuffix("\r")
+            if line.strip():
+                yield SourceRow(line, number, number, _json_asset_tag(line))
 
     def batch(self, rows: Sequence[SourceRow]) -> Batch:
         """One request body holding ``rows`` (taken from ``rows()``, which read the CSV header)."""
@@ -147,8 +124,8 @@ class ImportSource:
             lines = {n: n for n in range(1, self._header_lines + 1)}
             at = self._header_lines
             for row in rows:
-                for offset in range(row.line - row.first_line + 1):
-                    lines[at + 1 + offset] = row.first_line + offset
-                at += row.line - row.first_line + 1
+                for offset in range(row.last_line - row.line + 1):
+                    lines[at + 1 + offset] = row.line + offset
+                at += row.last_line - row.line + 1
             text = _terminated(self._header) + "".join(_terminated(row.text) for row in rows)
         return Batch(tuple(rows), text.encode(), self.media_type, lines)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.common import DeviceKind, OsFamily, Sanitisation
@@ -15,38 +14,29 @@ from services.inventory.handlers import InventoryHandlers
 from services.inventory.imports import ImportFormatError, ImportReport, UnsupportedFormat, read
 from services.inventory.store import ASSET_TAG_PATTERN, DeviceQuery
 from services.runtime.auth import Admin, Reader, Writer
+from services.runtime.conditional import IfMatch, etag, expected_version
 from services.runtime.errors import InvalidInput, UnsupportedMediaType
+from services.runtime.openapi import PROTECTED, problem_responses, raw_body
 from services.runtime.pagination import decode_cursor, encode_cursor
 
 router = APIRouter(prefix="/devices", tags=["inventory"])
 
 MAX_PAGE = 500
-_ETAG = re.compile(r'^(?:W/)?"(\d+)"$')
+CSV, JSON_LINES = "text/csv", "application/x-ndjson"
+CHANGE = (*PROTECTED, 404, 409, 412, 413, 422)
+"""What a change to one device can answer with (409: the lifecycle does not allow it)."""
 
 
-def handlers(request: Request) -> InventoryHandlers:
+def inventory_handlers(request: Request) -> InventoryHandlers:
+    """The inventory's handlers on this app's runtime (a route dependency)."""
     return request.app.state.runtime.services["inventory"]  # type: ignore[no-any-return]
 
 
-def etag(device: Device) -> str:
-    return f'"{device.version}"'
-
-
-def expected_version(if_match: str | None) -> int | None:
-    if if_match is None or if_match.strip() == "*":
-        return None
-    found = _ETAG.match(if_match.strip())
-    if not found:
-        raise InvalidInput(f"If-Match {if_match!r} is not an ETag this API issued (like \"3\")")
-    return int(found.group(1))
-
-
-IfMatch = Annotated[str | None, Header(description='ETag from a previous read, e.g. "3"; '
-                                        "a stale one gets 412")]
+Handlers = Annotated[InventoryHandlers, Depends(inventory_handlers)]
 
 
 def _answer(response: Response, device: Device) -> Device:
-    response.headers["ETag"] = etag(device)
+    response.headers["ETag"] = etag(device.version)
     return device
 
 
@@ -66,16 +56,17 @@ class Retirement(BaseModel):
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Device,
-             summary="Register a device")
-async def register(spec: DeviceSpec, request: Request, response: Response, _: Writer) -> Device:
-    device = await handlers(request).register(spec)
+             summary="Register a device", responses=problem_responses(*PROTECTED, 409, 413, 422))
+async def register(spec: DeviceSpec, handlers: Handlers, response: Response, _: Writer) -> Device:
+    device = await handlers.register(spec)
     response.headers["Location"] = f"/devices/{device.asset_tag}"
     return _answer(response, device)
 
 
-@router.get("", response_model=DevicesPage, summary="List devices, filtered, a page at a time")
+@router.get("", response_model=DevicesPage, summary="List devices, filtered, a page at a time",
+            responses=problem_responses(*PROTECTED, 422))
 async def list_devices(
-    request: Request, _: Reader,
+    handlers: Handlers, _: Reader,
     kind: DeviceKind | None = None, os_family: OsFamily | None = None, os_version: str | None = None,
     site: str | None = None, borough: str | None = None, unit: str | None = None,
     state: LifecycleState | None = None,
@@ -86,7 +77,7 @@ async def list_devices(
     query = DeviceQuery(kind=kind, os_family=os_family, os_version=os_version, site=site,
                         borough=borough, unit=unit, state=state, application=application)
     after = decode_cursor(cursor, ASSET_TAG_PATTERN) if cursor else None
-    page = await handlers(request).page(query, after=after, limit=limit)
+    page = await handlers.page(query, after=after, limit=limit)
     return DevicesPage(items=page.items, next_cursor=encode_cursor(page.last) if page.last else None)
 
 
@@ -95,8 +86,11 @@ async def list_devices(
                          "per line, as POST /devices takes). Keyed by asset tag: a new tag registers a "
                          "device, a known one updates its facts, an identical one changes nothing, so "
                          "importing the same file twice is safe. Good rows are stored; each bad row is "
-                         "reported with its line, field and reason.")
-async def import_devices(request: Request, _: Writer) -> ImportReport:
+                         "reported with its line, field and reason.",
+             responses=problem_responses(*PROTECTED, 413, 415, 422),
+             openapi_extra=raw_body("The devices, CSV or JSON Lines (UTF-8)",
+                                    {CSV: {"type": "string"}, JSON_LINES: {"type": "string"}}))
+async def import_devices(request: Request, handlers: Handlers, _: Writer) -> ImportReport:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     raw = await request.body()
     try:
@@ -105,7 +99,7 @@ async def import_devices(request: Request, _: Writer) -> ImportReport:
         raise InvalidInput(f"the body is not UTF-8 text (byte {error.start})") from None
     try:
         rows = read(text, media_type)
-        report = await handlers(request).import_rows(rows)
+        report = await handlers.import_rows(rows)
     except UnsupportedFormat as error:
         raise UnsupportedMediaType(str(error)) from None
     except ImportFormatError as error:
@@ -113,38 +107,41 @@ async def import_devices(request: Request, _: Writer) -> ImportReport:
     return report
 
 
-@router.get("/{asset_tag}", response_model=Device, summary="One device, with its ETag")
-async def get_device(asset_tag: str, request: Request, response: Response, _: Reader) -> Device:
-    return _answer(response, await handlers(request).get(asset_tag))
+@router.get("/{asset_tag}", response_model=Device, summary="One device, with its ETag",
+            responses=problem_responses(*PROTECTED, 404))
+async def get_device(asset_tag: str, handlers: Handlers, response: Response, _: Reader) -> Device:
+    return _answer(response, await handlers.get(asset_tag))
 
 
 @router.patch("/{asset_tag}", response_model=Device, summary="Change a device's facts",
-              responses={412: {"description": "If-Match is stale"}})
-async def update_device(asset_tag: str, patch: DevicePatch, request: Request, response: Response,
+              responses=problem_responses(*CHANGE))
+async def update_device(asset_tag: str, patch: DevicePatch, handlers: Handlers, response: Response,
                         _: Writer, if_match: IfMatch = None) -> Device:
-    device = await handlers(request).update(asset_tag, patch, expected_version(if_match))
+    device = await handlers.update(asset_tag, patch, expected_version(if_match))
     return _answer(response, device)
 
 
 @router.post("/{asset_tag}/state", response_model=Device, summary="Move a device along its lifecycle",
-             responses={409: {"description": "The lifecycle does not allow that move"}})
-async def move_device(asset_tag: str, body: StateMove, request: Request, response: Response,
+             responses=problem_responses(*CHANGE))
+async def move_device(asset_tag: str, body: StateMove, handlers: Handlers, response: Response,
                       _: Writer, if_match: IfMatch = None) -> Device:
-    device = await handlers(request).move(asset_tag, body.state, expected_version(if_match))
+    device = await handlers.move(asset_tag, body.state, expected_version(if_match))
     return _answer(response, device)
 
 
-@router.post("/{asset_tag}/retire", response_model=Device, summary="Take a device out of service")
-async def retire_device(asset_tag: str, body: Retirement, request: Request, response: Response,
+@router.post("/{asset_tag}/retire", response_model=Device, summary="Take a device out of service",
+             responses=problem_responses(*CHANGE))
+async def retire_device(asset_tag: str, body: Retirement, handlers: Handlers, response: Response,
                         _: Writer, if_match: IfMatch = None) -> Device:
-    device = await handlers(request).retire(asset_tag, body.reason, expected_version(if_match))
+    device = await handlers.retire(asset_tag, body.reason, expected_version(if_match))
     return _answer(response, device)
 
 
 @router.post("/{asset_tag}/dispose", response_model=Device,
-             summary="Dispose of a retired device (needs its data-sanitisation record)")
-async def dispose_device(asset_tag: str, record: Sanitisation, request: Request, response: Response,
+             summary="Dispose of a retired device (needs its data-sanitisation record)",
+             responses=problem_responses(*CHANGE))
+async def dispose_device(asset_tag: str, record: Sanitisation, handlers: Handlers, response: Response,
                          _: Admin, if_match: IfMatch = None) -> Device:
-    device = await handlers(request).dispose(asset_tag, record, expected_version(if_match))
+    device = await handlers.dispose(asset_tag, record, expected_version(if_match))
     return _answer(response, device)
 

@@ -75,7 +75,7 @@ class LifecycleError(DomainError):
 def _check_os_fits_kind(kind: DeviceKind, os: OperatingSystem) -> None:
     if os.family not in OS_FOR_KIND[kind]:
         allowed = ", ".join(sorted(f.value for f in OS_FOR_KIND[kind]))
-        raise ValueError(f"a {kind.value} cannot run {os.family.value}; expected one of {allowed}")
+        raise DomainError(f"a {kind.value} cannot run {os.family.value}; expected one of {allowed}", "os.family")
 
 
 def _unique_applications(apps: list[str]) -> list[str]:
@@ -97,11 +97,12 @@ class DeviceSpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
+        # DomainError names the field at fault; pydantic keeps it (ctx["error"]) for the caller
         _check_os_fits_kind(self.kind, self.os)
         if self.state not in INITIAL_STATES:
             allowed = ", ".join(sorted(s.value for s in INITIAL_STATES))
-            raise ValueError(f"a device cannot join the inventory as {self.state.value}; "
-                             f"expected one of {allowed}")
+            raise DomainError(f"a device cannot join the inventory as {self.state.value}; "
+                              f"expected one of {allowed}", "state")
         self.applications = _unique_applications(self.applications)
         return self
 

@@ -9,6 +9,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from services.runtime.http import BodyLimit, install_error_handlers, install_observability, ops_router
+from services.runtime.openapi import install_docs
 from services.runtime.runtime import Runtime, ServiceUnit
 from services.runtime.settings import Settings
 
@@ -28,12 +29,15 @@ def create_app(settings: Settings, units: Sequence[ServiceUnit], *, runtime: Run
         finally:
             await runtime.stop()
 
-    app = FastAPI(title=title, version="1.0.0", lifespan=lifespan,
+    app = FastAPI(title=title, version="1.0.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="APIs of: " + ", ".join(u.name for u in units))
+    install_docs(app)
     app.state.runtime = runtime
     install_error_handlers(app)
-    install_observability(app, settings.service_name)
+    # Inside the observation (added first), so that a body read over the limit raises in the
+    # route itself and is answered (and counted) as any other problem.
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_bytes)
+    install_observability(app, settings.service_name)
     app.include_router(ops_router())
     for unit in units:
         app.include_router(unit.router)

@@ -55,13 +55,22 @@ def decode_token(settings: Settings, token: str) -> Principal:
         raise Unauthorized("the bearer token has expired") from None
     except jwt.InvalidTokenError as error:
         raise Unauthorized(f"the bearer token is not valid: {error}") from None
+    return Principal(str(claims["sub"]), _roles(claims.get("roles", [])))
+
+
+def _roles(claim: object) -> set[Role]:
+    """The roles a token's ``roles`` claim names; unknown names are ignored, a claim that is
+    not a list of names makes the token invalid."""
+    if not isinstance(claim, list) or not all(isinstance(name, str) for name in claim):
+        raise Unauthorized(f"the bearer token is not valid: its roles claim must be a list of role names, "
+                           f"not {claim!r:.60}")
     roles = set()
-    for name in claims.get("roles", []):
+    for name in claim:
         try:
-            roles.add(Role.parse(str(name)))
+            roles.add(Role.parse(name))
         except ValueError:
             continue
-    return Principal(str(claims["sub"]), roles)
+    return roles
 
 
 _bearer = HTTPBearer(auto_error=False, description="JWT issued by `estate token`")

@@ -7,7 +7,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,7 +15,10 @@ from fastapi.responses import JSONResponse, Response
 from opentelemetry import propagate
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Mount
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.runtime.errors import (
@@ -45,7 +48,13 @@ def problem_response(error: ProblemError, request: Request, headers: dict[str, s
                         media_type=PROBLEM_JSON, headers=headers)
 
 
-def _location(loc: tuple[Any, ...]) -> str:
+def _location(error: Any) -> str:
+    """Where a validation error is. A rule on a whole object that raised an error carrying a
+    ``field`` (like inventory's ``DomainError``) is placed at that field."""
+    loc = tuple(error["loc"])
+    field = getattr((error.get("ctx") or {}).get("error"), "field", None)
+    if isinstance(field, str) and field:
+        loc += tuple(field.split("."))
     return ".".join(str(part) for part in loc)
 
 
@@ -63,13 +72,20 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
-        errors = [FieldError(_location(e["loc"]), e["msg"]) for e in error.errors()]
+        errors = [FieldError(_location(e), e["msg"]) for e in error.errors()]
         detail = "; ".join(f"{e.location}: {e.message}" for e in errors[:5])
         return problem_response(InvalidInput(detail, errors), request)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        return problem_response(_HttpProblem(error.status_code, str(error.detail)), request)
+        if isinstance(error.__cause__, UnicodeDecodeError):  # the framework could not read the body
+            where = error.__cause__.start
+            return problem_response(InvalidInput(f"the body is not UTF-8 text (byte {where})",
+                                                 [FieldError("body", f"not UTF-8 at byte {where}")]), request)
+        headers = dict(error.headers or {})
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(allowed_methods(request, headers.get("Allow")))
+        return problem_response(_HttpProblem(error.status_code, str(error.detail)), request, headers or None)
 
     @app.exception_handler(RepositoryError)
     async def _repository(request: Request, error: RepositoryError) -> JSONResponse:
@@ -84,6 +100,22 @@ def install_error_handlers(app: FastAPI) -> None:
         # Last resort for errors outside the observe middleware (which answers the rest):
         # Starlette's ServerErrorMiddleware sends this, then re-raises for the server to log.
         return unexpected_error_response(request, error)
+
+
+_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def allowed_methods(request: Request, declared: str | None = None) -> list[str]:
+    """Every method some route serves at the request's path (for a 405's ``Allow``): the
+    router names only the first route that matched the path, not its siblings."""
+    methods = {m.strip() for m in (declared or "").split(",") if m.strip()}
+    for route in request.app.router.routes:
+        if isinstance(route, Mount) and isinstance(route.app, StaticFiles):
+            if route.matches(request.scope)[0] is not Match.NONE:
+                methods |= {"GET", "HEAD"}
+            continue
+        methods |= {m for m in _METHODS if route.matches({**request.scope, "method": m})[0] is Match.FULL}
+    return sorted(methods)
 
 
 def unavailable_response(request: Request, error: StoreUnavailable) -> JSONResponse:
@@ -115,7 +147,9 @@ class _HttpProblem(ProblemError):
 
 
 class BodyLimit:
-    """Refuse request bodies over ``max_bytes`` with 413, before a handler reads them."""
+    """Refuse request bodies over ``max_bytes`` with 413, before a handler reads them, whether
+    the body declares its length or comes in chunks (then the read that crosses the limit fails
+    with ``RequestTooLarge``, which the error handlers answer as the 413)."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
@@ -130,28 +164,41 @@ class BodyLimit:
             await self._refuse(scope, send)
             return
         received = 0
+        responded = False
 
         async def limited() -> Message:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.max_bytes:
-                raise _TooLarge()
+                raise RequestTooLarge(self.max_bytes)
             return message
 
+        async def sending(message: Message) -> None:
+            nonlocal responded
+            responded = True
+            await send(message)
+
         try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
+            await self.app(scope, limited, sending)
+        except RequestTooLarge:
+            if responded:
+                raise
             await self._refuse(scope, send)
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        error = PayloadTooLarge(f"the request body is over the limit of {self.max_bytes} bytes")
+        error = RequestTooLarge(self.max_bytes)
         response = JSONResponse(error.body(scope["path"]), status_code=413, media_type=PROBLEM_JSON)
         await response(scope, _no_receive, send)
 
 
-class _TooLarge(Exception):
-    pass
+class RequestTooLarge(PayloadTooLarge, StarletteHTTPException):
+    """A body read crossed the limit. Also an ``HTTPException`` so that the framework's own body
+    parsing lets it through (it turns any other error into a 400) to the problem handler."""
+
+    def __init__(self, max_bytes: int) -> None:
+        PayloadTooLarge.__init__(self, f"the request body is over the limit of {max_bytes} bytes")
+        StarletteHTTPException.__init__(self, 413, self.detail)
 
 
 async def _no_receive() -> Message:
@@ -207,6 +254,11 @@ def _described(error: Exception) -> str:
     return f"error: {type(error).__name__}: {text}" if text else f"error: {type(error).__name__}"
 
 
+class Readiness(BaseModel):
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str] = Field(description="Per dependency: ok, or why not")
+
+
 def ops_router() -> APIRouter:
     router = APIRouter(tags=["operations"])
 
@@ -214,8 +266,8 @@ def ops_router() -> APIRouter:
     async def live() -> dict[str, str]:
         return {"status": "live"}
 
-    @router.get("/health/ready", summary="The store and the bus answer",
-                responses={503: {"description": "A dependency does not answer"}})
+    @router.get("/health/ready", summary="The store and the bus answer", response_model=Readiness,
+                responses={503: {"model": Readiness, "description": "A dependency does not answer"}})
     async def ready(request: Request) -> JSONResponse:
         runtime = request.app.state.runtime
         timeout_s = runtime.settings.store_timeout_s
@@ -227,7 +279,8 @@ def ops_router() -> APIRouter:
         return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks},
                             status_code=200 if ok else 503)
 
-    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
+                responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(request.app.state.runtime.metrics.registry),
                         media_type=CONTENT_TYPE_LATEST)

@@ -46,7 +46,8 @@ async def test_a_duplicate_asset_tag_conflicts_and_changes_nothing(app: FastAPI,
     ({"os": {"family": "windows", "version": "XP-ish"}}, "body.os", "unknown Windows version"),
     ({"os": {"family": "beos", "version": "5"}}, "body.os.family", "windows"),
     ({"hardware": {**device_body()["hardware"], "ram_mb": "lots"}}, "body.hardware.ram_mb", "integer"),
-    ({"kind": "body_worn_camera"}, "body", "cannot run windows"),
+    ({"kind": "body_worn_camera"}, "body.os.family", "cannot run windows"),
+    ({"state": "disposed"}, "body.state", "cannot join the inventory as disposed"),
     ({"location": {"site": "x", "borough": "Gotham", "unit": "y"}}, "body.location", "unknown borough"),
     ({"asset_tag": "bad tag!"}, "body.asset_tag", "pattern"),
     ({"colour": "beige"}, "body.colour", "Extra inputs"),
@@ -226,3 +227,14 @@ async def test_health_and_metrics(anonymous: httpx.AsyncClient, writer: httpx.As
     expected = ('http_requests_total{method="GET",route="/devices/{asset_tag}",'
                 'service="estate-platform",status="404"}')
     assert expected in text
+
+
+async def test_an_over_long_csv_value_rejects_its_row_and_the_others_are_stored(writer: httpx.AsyncClient) -> None:
+    long_row = csv_line("MPS-D-000301").replace("Territorial Policing", '"' + "u" * 131_073 + '\nunit"')
+    body = "\n".join([CSV_HEADER, csv_line("MPS-D-000300"), long_row, csv_line("MPS-D-000302")]) + "\n"
+    answer = await writer.post("/devices/import", content=body, headers={"Content-Type": "text/csv"})
+    assert answer.status_code == 200, answer.text
+    report = answer.json()
+    assert (report["created"], report["rejected"]) == (2, 1)
+    assert [(e["line"], e["asset_tag"], e["field"]) for e in report["errors"]] == [(3, "MPS-D-000301", "unit")]
+    assert (await writer.get("/devices/MPS-D-000302")).status_code == 200

@@ -24,7 +24,7 @@ from services.cli import app
 from services.cli import dead_letters as dlq
 from services.cli.source import ImportSource
 from services.inventory.app import InventorySettings
-from services.inventory.imports import CSV_COLUMNS, read_csv, read_json_lines
+from services.inventory.imports import CSV_COLUMNS, MAX_FIELD_CHARS, read_csv, read_json_lines
 from services.inventory.sample_estate import EstateSize, csv_row, generate
 from services.runtime.auth import Role, decode_token
 from services.runtime.settings import Mode, Settings
@@ -100,16 +100,42 @@ def test_batches_report_the_lines_the_whole_file_would(tmp_path: Path) -> None:
             + good_row("L-3").replace("Dell OptiPlex 745", '"Dell\nOptiPlex"') + "\r\n"
             + bad_row("L-4").replace("CRIS Crime Reporting", '"CRIS\r\nCrime"'))
     whole = [row.line for row in read_csv(text)]
-    assert whole == [2, 4, 6, 9]
+    assert whole == [2, 4, 5, 8]  # each record's first line
     assert _lines_through_batches(tmp_path / "f.csv", text, read_csv) == whole
 
 
 def test_json_lines_batches_report_the_lines_the_whole_file_would(tmp_path: Path) -> None:
     device = {"asset_tag": "J-1", "kind": "tablet"}
-    text = "\n".join([json.dumps(device), "", "{not json", "  ", json.dumps(device) + "\x0c[1]"])
+    odd = json.dumps({**device, "model": "a\u2028b\u2029c\x85d"}, ensure_ascii=False)
+    text = "\n".join([json.dumps(device), "", "{not json", "  ", json.dumps(device) + "\x0c[1]", odd + "\r",
+                      json.dumps(device) + "\x1c"])
     whole = [row.line for row in read_json_lines(text)]
-    assert whole == [1, 3, 5, 6]
+    assert whole == [1, 3, 5, 6, 7]  # split on \n only: \x0c, U+2028, U+2029, \x85, \x1c are no line ends
     assert _lines_through_batches(tmp_path / "f.jsonl", text, read_json_lines) == whole
+
+
+def test_the_cli_numbers_long_values_and_multi_line_records_as_the_api_does(tmp_path: Path) -> None:
+    long_value = "x" * (MAX_FIELD_CHARS + 10)
+    text = (HEADER + good_row("L-1") + good_row("L-2").replace("Dell OptiPlex 745", f'"{long_value}\n"')
+            + "\r\n" + good_row("L-3").replace("Core 2 Duo E6300", '"Core\r2\n\nDuo"') + bad_row("L-4"))
+    parsed = list(read_csv(text))
+    assert [row.line for row in parsed] == [2, 3, 6, 10]
+    assert parsed[1].errors[0].field == "model" and parsed[1].errors[0].line == 3
+    assert [row.line for row in ImportSource(_written(tmp_path / "f.csv", text)).rows()] == [2, 3, 6, 10]
+    assert _lines_through_batches(tmp_path / "f.csv", text, read_csv) == [2, 3, 6, 10]
+
+
+def test_the_cli_splits_json_lines_on_newline_only_as_the_api_does(tmp_path: Path) -> None:
+    device = {"asset_tag": "J-1", "kind": "tablet", "model": "a\u2028b\u2029c\x85d"}
+    text = json.dumps(device, ensure_ascii=False) + "\r\n" + json.dumps(device).replace(",", ",\r") + "\n"
+    whole = [row.line for row in read_json_lines(text)]
+    assert whole == [1, 2]
+    assert _lines_through_batches(tmp_path / "f.jsonl", text, read_json_lines) == whole
+
+
+def _written(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8", newline="")
+    return path
 
 
 def _lines_through_batches(path: Path, text: str, read: Any) -> list[int]:
