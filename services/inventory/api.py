@@ -16,6 +16,7 @@ from services.inventory.store import ASSET_TAG_PATTERN, DeviceQuery
 from services.runtime.auth import Admin, Reader, Writer
 from services.runtime.conditional import IfMatch, etag, expected_version
 from services.runtime.errors import InvalidInput, UnsupportedMediaType
+from services.runtime.http import handlers_of
 from services.runtime.openapi import PROTECTED, problem_responses, raw_body
 from services.runtime.pagination import decode_cursor, encode_cursor
 
@@ -27,12 +28,7 @@ CHANGE = (*PROTECTED, 404, 409, 412, 413, 422)
 """What a change to one device can answer with (409: the lifecycle does not allow it)."""
 
 
-def inventory_handlers(request: Request) -> InventoryHandlers:
-    """The inventory's handlers on this app's runtime (a route dependency)."""
-    return request.app.state.runtime.services["inventory"]  # type: ignore[no-any-return]
-
-
-Handlers = Annotated[InventoryHandlers, Depends(inventory_handlers)]
+Handlers = Annotated[InventoryHandlers, Depends(handlers_of("inventory"))]
 
 
 def _answer(response: Response, device: Device) -> Device:

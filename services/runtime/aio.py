@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import logging
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 def still_running() -> None:
@@ -26,3 +29,19 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any] | None]) -> None:
     for task in running:
         task.cancel()
     await asyncio.gather(*running, return_exceptions=True)
+
+
+async def every(every_s: float, job: Callable[[], Awaitable[None]], what: str) -> None:
+    """Run ``job`` now and then every ``every_s`` seconds until cancelled. A failed run is
+    logged and the next one tries again: housekeeping never stops the process."""
+    if every_s <= 0:
+        raise ValueError("every_s must be positive")
+    while True:
+        still_running()
+        try:
+            await job()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - the next round tries again
+            log.exception("%s failed; trying again in %.0f s", what, every_s)
+        await asyncio.sleep(every_s)

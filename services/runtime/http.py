@@ -286,3 +286,12 @@ def ops_router() -> APIRouter:
                         media_type=CONTENT_TYPE_LATEST)
 
     return router
+
+
+def handlers_of(service: str) -> Callable[[Request], Any]:
+    """A route dependency: the named service's handlers on this app's runtime (what its
+    ServiceUnit.setup put in ``runtime.services``). Use as
+    ``Annotated[MyHandlers, Depends(handlers_of("my-service"))]``."""
+    def handlers(request: Request) -> Any:
+        return request.app.state.runtime.services[service]
+    return handlers

@@ -10,12 +10,11 @@ An effect that is not naturally idempotent (a counter, a projection) records the
 inside its own document, in the same single-document write: ``apply_once``.
 
 The ledger is kept for ``ledger_retention_days`` (longer than any redelivery):
-``run_retention`` purges older entries periodically.
+``purge_expired`` forgets older entries (the runtime runs it hourly).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -76,22 +75,13 @@ class ProcessedEvents:
         ]})
 
 
-async def run_retention(ledger: ProcessedEvents, clock: Clock, retention: timedelta, every_s: float) -> None:
-    """Purge ledger entries older than ``retention`` now and then every ``every_s`` seconds,
-    until cancelled. A failed purge is logged and tried again next time."""
-    if retention <= timedelta(0) or every_s <= 0:
-        raise ValueError("retention and every_s must be positive")
-    while True:
-        try:
-            purged = await ledger.purge(clock.now() - retention)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # noqa: BLE001 - housekeeping: the next round tries again
-            log.exception("purging the processed-events ledger failed; retrying in %.0f s", every_s)
-        else:
-            if purged:
-                log.info("purged %d processed-events ledger entries older than %s", purged, retention)
-        await asyncio.sleep(every_s)
+async def purge_expired(ledger: ProcessedEvents, clock: Clock, retention: timedelta) -> None:
+    """Forget ledger entries older than ``retention`` (longer than any redelivery)."""
+    if retention <= timedelta(0):
+        raise ValueError("the retention must be positive")
+    purged = await ledger.purge(clock.now() - retention)
+    if purged:
+        log.info("purged %d processed-events ledger entries older than %s", purged, retention)
 
 
 async def apply_once(collection: Collection, doc_id: Any, event_id: str, update: Mapping[str, Any],

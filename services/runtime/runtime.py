@@ -15,13 +15,13 @@ from opentelemetry.sdk.trace import SpanProcessor
 from prometheus_client import CollectorRegistry
 from pydantic_settings import BaseSettings
 
-from services.runtime.aio import cancel_and_wait
+from services.runtime.aio import cancel_and_wait, every
 from services.runtime.bus import Bus
 from services.runtime.bus.delivery import RetryPolicy
 from services.runtime.bus.kafka import KafkaBus
 from services.runtime.bus.memory import MemoryBus
 from services.runtime.clock import Clock, SystemClock
-from services.runtime.idempotency import ProcessedEvents, run_retention
+from services.runtime.idempotency import ProcessedEvents, purge_expired
 from services.runtime.metrics import Metrics
 from services.runtime.outbox import OutboxRelay
 from services.runtime.settings import Mode, Settings
@@ -75,7 +75,8 @@ class Runtime:
     _service_settings: dict[type[BaseSettings], BaseSettings] = field(default_factory=dict)
     _loads: list[tuple[str, Callable[[], Awaitable[None]]]] = field(default_factory=list)
     _seed_task: asyncio.Task[None] | None = None
-    _retention_task: asyncio.Task[None] | None = None
+    _periodic: list[tuple[str, float, Callable[[], Awaitable[None]]]] = field(default_factory=list)
+    _periodic_tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None, publishes: Iterable[str] = (),
@@ -114,6 +115,12 @@ class Runtime:
                                                    if k in kind.model_fields})
         return self._service_settings[kind]  # type: ignore[return-value]
 
+    def run_periodically(self, what: str, every_s: float, job: Callable[[], Awaitable[None]]) -> None:
+        """Run ``job`` once everything runs and then every ``every_s`` seconds (housekeeping,
+        time-driven checks that read ``runtime.clock``); a failure is logged and retried.
+        Call from a setup."""
+        self._periodic.append((what, every_s, job))
+
     def load_in_background(self, what: str, load: Callable[[], Awaitable[None]]) -> None:
         """Load data (a service's sample data) once everything runs, without holding the
         start up; /health/ready says 'loading' until all of it is in. Call from a setup."""
@@ -134,9 +141,10 @@ class Runtime:
         await self.prepare(units)
         await self.bus.start()
         await self.relay.start()
-        self._retention_task = asyncio.create_task(run_retention(
-            self.ledger, self.clock, timedelta(days=self.settings.ledger_retention_days), every_s=3600.0),
-            name="ledger-retention")
+        retention = timedelta(days=self.settings.ledger_retention_days)
+        self.run_periodically("ledger retention", 3600.0, lambda: purge_expired(self.ledger, self.clock, retention))
+        self._periodic_tasks = [asyncio.create_task(every(every_s, job, what), name=what)
+                                for what, every_s, job in self._periodic]
         if self._loads:
             self.seeding = "loading"
             self._seed_task = asyncio.create_task(self._load_all(), name="background-loads")
@@ -154,7 +162,7 @@ class Runtime:
         self.seeding = "done"
 
     async def stop(self) -> None:
-        await cancel_and_wait((self._seed_task, self._retention_task))
+        await cancel_and_wait((self._seed_task, *self._periodic_tasks))
         try:
             await self.relay.stop()
             await self.bus.stop()

@@ -12,9 +12,10 @@ from typing import cast
 import pytest
 
 from contracts.envelope import Envelope
+from services.runtime.aio import every
 from services.runtime.bus import Message
 from services.runtime.clock import FixedClock
-from services.runtime.idempotency import LEDGER, ProcessedEvents, apply_once, idempotent, run_retention
+from services.runtime.idempotency import LEDGER, ProcessedEvents, apply_once, idempotent, purge_expired
 from services.runtime.metrics import Metrics
 from services.runtime.store import Store
 
@@ -75,11 +76,11 @@ async def test_purge_also_deletes_old_entries_written_with_iso_text_timestamps(s
     assert (await ledger.seen(GROUP, "old"), await ledger.seen(GROUP, "new")) == (False, True)
 
 
-async def test_run_retention_purges_now_and_then_until_cancelled(store: Store) -> None:
+async def test_ledger_retention_purges_now_and_then_until_cancelled(store: Store) -> None:
     clock = FixedClock(T0)
     ledger = await ledger_at(store, clock, 0, 29)
     clock.advance(timedelta(days=1))  # now T0 + 30 days: e0 is 30 days old, e1 one day
-    task = asyncio.create_task(run_retention(ledger, clock, timedelta(days=7), every_s=0.01))
+    task = asyncio.create_task(every(0.01, lambda: purge_expired(ledger, clock, timedelta(days=7)), "retention"))
     try:
         for _ in range(500):
             if not await ledger.seen(GROUP, "e0"):

@@ -12,6 +12,7 @@ from typing import cast
 import pytest
 
 from contracts.envelope import Envelope
+from services.runtime.aio import every
 from services.runtime.bus import Message
 from services.runtime.clock import FixedClock
 from services.runtime.idempotency import (
@@ -20,7 +21,7 @@ from services.runtime.idempotency import (
     ProcessedEvents,
     apply_once,
     idempotent,
-    run_retention,
+    purge_expired,
 )
 from services.runtime.metrics import Metrics
 from services.runtime.store.memory import MemoryStore
@@ -73,9 +74,10 @@ class FlakyLedger:
         return 0
 
 
-async def test_run_retention_purges_at_once_then_periodically_and_survives_a_failure() -> None:
+async def test_ledger_retention_purges_at_once_then_periodically_and_survives_a_failure() -> None:
     ledger = FlakyLedger()
-    task = asyncio.create_task(run_retention(ledger, FixedClock(T0), timedelta(days=30), every_s=0.005))  # type: ignore[arg-type]
+    purge = lambda: purge_expired(ledger, FixedClock(T0), timedelta(days=30))  # type: ignore[arg-type]  # noqa: E731
+    task = asyncio.create_task(every(0.005, purge, "ledger retention"))
     try:
         for _ in range(400):
             if len(ledger.cutoffs) >= 3:
@@ -89,12 +91,12 @@ async def test_run_retention_purges_at_once_then_periodically_and_survives_a_fai
     assert set(ledger.cutoffs) == {T0 - timedelta(days=30)}
 
 
-async def test_run_retention_refuses_nonsense_settings() -> None:
+async def test_ledger_retention_refuses_nonsense_settings() -> None:
     ledger = ProcessedEvents(MemoryStore(), FixedClock(T0))
     with pytest.raises(ValueError):
-        await run_retention(ledger, FixedClock(T0), timedelta(0), every_s=60)
+        await purge_expired(ledger, FixedClock(T0), timedelta(0))
     with pytest.raises(ValueError):
-        await run_retention(ledger, FixedClock(T0), timedelta(days=1), every_s=0)
+        await every(0, lambda: purge_expired(ledger, FixedClock(T0), timedelta(days=1)), "retention")
 
 
 # -- 2b: apply_once -----------------------------------------------------------------------
