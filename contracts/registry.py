@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from contracts import inventory, procurement
+from contracts import inventory, migration, procurement
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +32,9 @@ EVENT_TYPES: dict[str, EventType] = {
         EventType("inventory.device.disposed.v1", inventory.DEVICES_TOPIC,
                   inventory.DeviceDisposedV1,
                   "A retired device left the force, with its data-sanitisation record."),
+        EventType("migration.replacement.needed.v1", migration.REPLACEMENTS_TOPIC,
+                  migration.ReplacementNeededV1,
+                  "Devices of a kind are needed at a site to replace devices that cannot migrate."),
         EventType("procurement.delivery.received.v1", procurement.DELIVERIES_TOPIC,
                   procurement.DeliveryReceivedV1,
                   "Devices bought through a framework call-off arrived at a site."),
