@@ -15,6 +15,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 from contracts.common import DeviceKind, OperatingSystem, OsFamily, Sanitisation
 from contracts.envelope import Envelope, new_envelope
 from contracts.inventory import LifecycleState
+from contracts.migration import ReplacementNeededV1
 from contracts.procurement import DeliveredDevice, DeliveryReceivedV1
 from contracts.registry import EVENT_TYPES
 from services.inventory import domain
@@ -209,6 +210,11 @@ def _example_events() -> list[Envelope]:
                                  hardware=_spec().hardware)])
     envelopes.append(new_envelope(type="procurement.delivery.received.v1", source="/procurement",
                                   subject="DEL-1", time=T0, data=delivery))
+    need = ReplacementNeededV1(need_id="NEED-Camden-laptop-1", site="Holborn Police Station", borough="Camden",
+                               kind=DeviceKind.LAPTOP, quantity=2, replaces=["MPS-D-000001", "MPS-D-000002"],
+                               reason="hardware below the Windows 8.1 minimum")
+    envelopes.append(new_envelope(type="migration.replacement.needed.v1", source="/migration",
+                                  subject=need.need_id, time=T0, data=need))
     return envelopes
 
 
