@@ -2,25 +2,39 @@
 
 The W3C trace context is carried in Kafka message headers (``traceparent``/``tracestate``)
 and, while an event waits in an outbox, inside the outbox entry itself.
+
+Store commands are traced by OpenTelemetry's PyMongo instrumentation: its command listener
+(:func:`store_command_listener`) is handed to each client (sync or async: PyMongo publishes
+the same command events for both), not registered process-wide by ``PymongoInstrumentor``,
+which binds the first tracer provider it is given for the life of the process.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, ClassVar
 
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from opentelemetry.context import Context
+from opentelemetry.instrumentation.pymongo import CommandTracer
+from opentelemetry.instrumentation.pymongo.version import __version__ as _pymongo_instrumentation_version
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.trace import Tracer
+from opentelemetry.trace import Link, Span, SpanKind, Tracer
+from opentelemetry.util.types import Attributes
+from pymongo import monitoring
 
 TRACE_HEADERS = ("traceparent", "tracestate")
 
 
 class Telemetry:
     """Owns this process's tracer provider; built by the app factory, never at import time."""
+
+    latest: ClassVar[Telemetry | None] = None
+    """The most recently built one not yet shut down: where a store built without a telemetry
+    of its own sends its command spans."""
 
     def __init__(self, service_name: str, otlp_endpoint: str | None = None,
                  processors: Iterable[SpanProcessor] = ()) -> None:
@@ -33,9 +47,61 @@ class Telemetry:
         for processor in processors:
             self.provider.add_span_processor(processor)
         self.tracer: Tracer = self.provider.get_tracer("estate-platform")
+        self.store_tracer: Tracer = self.provider.get_tracer(
+            "opentelemetry.instrumentation.pymongo", _pymongo_instrumentation_version)
+        Telemetry.latest = self
 
     def shutdown(self) -> None:
+        if Telemetry.latest is self:
+            Telemetry.latest = None
         self.provider.shutdown()
+
+
+class _LatestStoreTracer(Tracer):
+    """Starts spans with :attr:`Telemetry.latest`'s store tracer (none while there is none)."""
+
+    def _tracer(self) -> Tracer:
+        latest = Telemetry.latest
+        return latest.store_tracer if latest is not None else trace.NoOpTracer()
+
+    def start_span(self, name: str, context: Context | None = None, kind: SpanKind = SpanKind.INTERNAL,
+                   attributes: Attributes = None, links: Sequence[Link] | None = None,
+                   start_time: int | None = None, record_exception: bool = True,
+                   set_status_on_exception: bool = True) -> Span:
+        return self._tracer().start_span(name, context, kind, attributes, links, start_time,
+                                         record_exception, set_status_on_exception)
+
+    @contextmanager
+    def start_as_current_span(self, name: str, context: Context | None = None,
+                              kind: SpanKind = SpanKind.INTERNAL, attributes: Attributes = None,
+                              links: Sequence[Link] | None = None, start_time: int | None = None,
+                              record_exception: bool = True, set_status_on_exception: bool = True,
+                              end_on_exit: bool = True) -> Iterator[Span]:
+        with self._tracer().start_as_current_span(name, context, kind, attributes, links, start_time,
+                                                  record_exception, set_status_on_exception,
+                                                  end_on_exit) as span:
+            yield span
+
+
+class _ChildCommandTracer(CommandTracer):  # type: ignore[misc]  # the instrumentation is untyped
+    """The instrumentation's listener, for commands sent inside a trace only: a command with
+    no current span (the outbox relay's polling, index builds at start-up) makes no root span."""
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if trace.get_current_span().get_span_context().is_valid:
+            super().started(event)
+
+
+def store_command_listener(telemetry: Telemetry | None = None) -> monitoring.CommandListener:
+    """A PyMongo command listener making one CLIENT span per command (``<database>.<command>``,
+    with ``db.system``, ``db.name``, ``db.mongodb.collection``, ``net.peer.*``; not the
+    command's documents) as a child of the span current when the command is sent.
+
+    The spans go to ``telemetry``'s provider, or, without one, to :attr:`Telemetry.latest`'s
+    (the runtime builds its telemetry just before its store)."""
+    tracer = telemetry.store_tracer if telemetry is not None else _LatestStoreTracer()
+    listener: monitoring.CommandListener = _ChildCommandTracer(tracer)
+    return listener
 
 
 def current_trace_carrier() -> dict[str, str]:

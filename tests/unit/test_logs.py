@@ -123,7 +123,8 @@ def test_estate_run_gives_uvicorn_a_valid_config_whose_access_lines_are_json(
     logging.config.dictConfig(config)
     for name in ("uvicorn.error", "uvicorn.access", "uvicorn.asgi"):  # uvicorn's log_level
         logging.getLogger(name).setLevel(options["log_level"].upper())
-    logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:50000", "GET", "/devices?limit=5", "1.1", 200)
+    logging.getLogger("uvicorn.access").info('%s - "%s %s HTTP/%s" %d',  # as uvicorn logs a request
+                                             "127.0.0.1:50000", "GET", "/devices?limit=5", "1.1", 200)
     logging.getLogger("uvicorn.error").info("Application startup complete.",
                                             extra={"color_message": "\x1b[32mcomplete\x1b[0m"})
     request, startup = json_lines(stderr)
