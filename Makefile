@@ -41,7 +41,7 @@ lint: install
 	$(VENV)/bin/ruff check services contracts tests benchmarks
 
 typecheck: install
-	$(VENV)/bin/mypy services contracts
+	$(VENV)/bin/mypy
 
 # Re-pin every package to the newest versions pyproject.toml allows, in a throw-away venv.
 constraints:

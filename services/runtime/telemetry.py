@@ -71,8 +71,9 @@ class _LatestStoreTracer(Tracer):
         return self._tracer().start_span(name, context, kind, attributes, links, start_time,
                                          record_exception, set_status_on_exception)
 
-    @contextmanager
-    def start_as_current_span(self, name: str, context: Context | None = None,
+    @contextmanager  # the API's own decorator (_agnosticcontextmanager) is private: hence the ignore
+    def start_as_current_span(  # type: ignore[override]
+            self, name: str, context: Context | None = None,
                               kind: SpanKind = SpanKind.INTERNAL, attributes: Attributes = None,
                               links: Sequence[Link] | None = None, start_time: int | None = None,
                               record_exception: bool = True, set_status_on_exception: bool = True,
@@ -83,7 +84,7 @@ class _LatestStoreTracer(Tracer):
             yield span
 
 
-class _ChildCommandTracer(CommandTracer):  # type: ignore[misc]  # the instrumentation is untyped
+class _ChildCommandTracer(CommandTracer):
     """The instrumentation's listener, for commands sent inside a trace only: a command with
     no current span (the outbox relay's polling, index builds at start-up) makes no root span."""
 
