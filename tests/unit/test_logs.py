@@ -146,3 +146,22 @@ def test_log_config_is_a_plain_dictconfig_for_every_level_and_format() -> None:
             config = log_config(level, fmt)
             json.dumps(config)  # plain data: could be written to a --log-config file
             assert config["root"]["level"] == level.upper()
+
+
+def test_the_uvicorn_factory_applies_the_logging_before_building_the_app(
+        monkeypatch: pytest.MonkeyPatch, stderr: Stderr) -> None:
+    from services import asgi
+    from services.runtime.logs import JsonFormatter
+    for name in ("ESTATE_MODE", "ESTATE_LOAD_SAMPLE_ESTATE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ESTATE_LOG_FORMAT", "json")
+    monkeypatch.setenv("ESTATE_LOG_LEVEL", "warning")
+    stderr.install()
+    app_ = asgi.platform()
+    assert app_.state.runtime.settings.log_format == "json"
+    root = logging.getLogger()
+    assert root.level == logging.WARNING
+    assert [type(h.formatter) for h in root.handlers] == [JsonFormatter]
+    logging.getLogger("uvicorn.error").warning("started")
+    (line,) = json_lines(stderr)
+    assert line["logger"] == "uvicorn.error" and line["message"] == "started"
