@@ -33,8 +33,9 @@ class Telemetry:
     """Owns this process's tracer provider; built by the app factory, never at import time."""
 
     latest: ClassVar[Telemetry | None] = None
-    """The most recently built one not yet shut down: where a store built without a telemetry
-    of its own sends its command spans."""
+    """The most recently built one, until it shuts down (then none): where a store built
+    without a telemetry of its own sends its command spans. One per service process; in a
+    process holding several (tests), pass the store its own."""
 
     def __init__(self, service_name: str, otlp_endpoint: str | None = None,
                  processors: Iterable[SpanProcessor] = ()) -> None:
