@@ -14,6 +14,7 @@
 ARG PYTHON_IMAGE=python:3.11.13-slim-bookworm
 
 # ---- build: install the project (runtime dependencies only, no dev extras) into a venv ----
+# Every dependency at the version constraints.txt pins (the versions the tests passed with).
 FROM ${PYTHON_IMAGE} AS build
 
 ENV PIP_NO_CACHE_DIR=1 \
@@ -23,10 +24,10 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/estate
 WORKDIR /src
 # README.md* keeps the build working if pyproject.toml ever names a readme (the glob may match nothing).
-COPY pyproject.toml README.md* ./
+COPY pyproject.toml constraints.txt README.md* ./
 COPY contracts ./contracts
 COPY services ./services
-RUN /opt/estate/bin/pip install . \
+RUN /opt/estate/bin/pip install . --constraint constraints.txt \
     && /opt/estate/bin/pip check
 
 # ---- runtime: the venv and a non-root user, nothing else ----

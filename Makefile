@@ -7,12 +7,14 @@ PY     := $(VENV)/bin/python
 PORT   ?= 8000
 HOST   ?= 127.0.0.1
 
-.PHONY: install run test unit infra-up infra-down lint contracts bench bench-crash clean
+.PHONY: install run test unit infra-up infra-down lint typecheck contracts constraints bench bench-crash clean
 
-$(VENV)/.installed: pyproject.toml
+# constraints.txt pins every package (the Dockerfile installs with it too). After changing
+# the dependencies in pyproject.toml, regenerate it from a fresh venv: make constraints
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -20,7 +22,8 @@ install: $(VENV)/.installed
 run: install
 	$(VENV)/bin/estate run --host $(HOST) --port $(PORT)
 
-test: install
+# Lint and types first (seconds), then every test on the real Kafka and FerretDB.
+test: install lint typecheck
 	PYTHON=$(PY) bash deploy/local/test.sh
 
 # The fast part only: no Kafka, no store server (the suite above runs these too).
@@ -37,6 +40,18 @@ infra-down:
 
 lint: install
 	$(VENV)/bin/ruff check services contracts tools tests benchmarks
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+# Re-pin every package to the newest versions pyproject.toml allows, in a throw-away venv.
+constraints:
+	rm -rf .constraints-venv
+	$(PYTHON) -m venv .constraints-venv
+	.constraints-venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	{ sed -n '/^#/p' constraints.txt; .constraints-venv/bin/pip freeze --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -rf .constraints-venv
 
 contracts: install
 	$(PY) -m tools.contracts

@@ -102,10 +102,10 @@ def start_service(settings: Settings, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "ESTATE_MODE": "distributed", "ESTATE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
            "ESTATE_MONGO_URL": settings.mongo_url, "ESTATE_MONGO_DATABASE": settings.mongo_database,
            "ESTATE_JWT_SECRET": settings.jwt_secret}
-    code = ("import uvicorn; from services.inventory.app import create_app; "
-            "from services.runtime.settings import Settings; "
-            f"uvicorn.run(create_app(Settings()), host='127.0.0.1', port={port}, log_level='warning')")
-    return subprocess.Popen([sys.executable, "-c", code], env=env)
+    env["ESTATE_LOG_LEVEL"] = "WARNING"
+    command = [sys.executable, "-m", "uvicorn", "services.asgi:inventory", "--factory",
+               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    return subprocess.Popen(command, env=env)
 
 
 async def wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:

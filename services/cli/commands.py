@@ -177,12 +177,17 @@ def run(
     sample_estate: Annotated[bool | None, typer.Option(
         "--sample-estate/--no-sample-estate", show_default=False,
         help="Load the sample estate [default: yes for the embedded platform]")] = None,
-    log_level: Annotated[str, typer.Option(hidden=True)] = "info",
+    log_level: Annotated[str | None, typer.Option(
+        hidden=True, help="Overrides ESTATE_LOG_LEVEL")] = None,
 ) -> None:
-    """Run the platform (embedded by default; ESTATE_MODE=distributed uses Kafka and MongoDB)."""
+    """Run the platform (embedded by default; ESTATE_MODE=distributed uses Kafka and MongoDB).
+
+    Logs go to standard error: readable lines on a terminal, JSON otherwise (ESTATE_LOG_FORMAT,
+    ESTATE_LOG_LEVEL)."""
     import uvicorn
 
     from services.registry import create_app
+    from services.runtime.logs import log_config
     from services.runtime.settings import Mode
     settings = _settings()
     alone = service.value != PLATFORM
@@ -202,7 +207,13 @@ def run(
     _say(f"estate {service.value} ({settings.mode.value}{sample}) at {base}\n"
          f"  API docs: {base}/docs\n"
          f"  tokens:   estate token --role reader   |   estate token --role writer")
-    uvicorn.run(app_, host=host, port=port, log_level=log_level)
+    level = (log_level or settings.log_level).upper()
+    try:
+        logging_config = log_config(level, settings.log_format)
+    except ValueError as error:
+        _fail(str(error))
+    uvicorn.run(app_, host=host, port=port, log_config=logging_config,
+                log_level=level.lower())
 
 
 @app.command("dead-letters")

@@ -91,7 +91,7 @@ class Runtime:
             store = (MemoryStore() if settings.mode is Mode.EMBEDDED
                      else MongoStore(settings.mongo_url, settings.mongo_database,
                                      timeout_s=settings.store_timeout_s,
-                                     query_timeout_s=settings.store_query_timeout_s))
+                                     query_timeout_s=settings.store_query_timeout_s, telemetry=telemetry))
         if bus is None:
             if settings.mode is Mode.EMBEDDED:
                 bus = MemoryBus(partitions=settings.topic_partitions, policy=policy,

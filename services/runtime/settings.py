@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Self
+from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_JWT_SECRET = "development-only-secret-change-me-0123456789"
@@ -38,6 +38,10 @@ class Settings(BaseSettings):
 
     otlp_endpoint: str | None = None
 
+    log_level: Literal["CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG"] = "INFO"
+    log_format: Literal["auto", "json", "text"] = "auto"
+    """json: one JSON object a line; text: readable lines; auto: text on a terminal, else JSON."""
+
     consumer_group_prefix: str = ""
     """Prefixed to every consumer group name (environments or test runs sharing one Kafka)."""
     consumer_max_attempts: int = Field(default=5, ge=1)
@@ -62,6 +66,13 @@ class Settings(BaseSettings):
     """How long the processed-events ledger remembers an event (longer than any redelivery)."""
 
     max_request_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _any_case(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        return value.upper() if info.field_name == "log_level" else value.lower()
 
     @model_validator(mode="after")
     def _refuse_development_secret_outside_embedded(self) -> Self:

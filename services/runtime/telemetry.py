@@ -2,6 +2,11 @@
 
 The W3C trace context is carried in Kafka message headers (``traceparent``/``tracestate``)
 and, while an event waits in an outbox, inside the outbox entry itself.
+
+Store commands are traced by OpenTelemetry's PyMongo instrumentation: its command listener
+(:func:`store_command_listener`) is handed to each client (sync or async: PyMongo publishes
+the same command events for both), not registered process-wide by ``PymongoInstrumentor``,
+which binds the first tracer provider it is given for the life of the process.
 """
 
 from __future__ import annotations
@@ -9,12 +14,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from opentelemetry import propagate
+from opentelemetry import propagate, trace
 from opentelemetry.context import Context
+from opentelemetry.instrumentation.pymongo import CommandTracer
+from opentelemetry.instrumentation.pymongo.version import __version__ as _pymongo_instrumentation_version
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Tracer
+from pymongo import monitoring
 
 TRACE_HEADERS = ("traceparent", "tracestate")
 
@@ -33,9 +41,30 @@ class Telemetry:
         for processor in processors:
             self.provider.add_span_processor(processor)
         self.tracer: Tracer = self.provider.get_tracer("estate-platform")
+        self.store_tracer: Tracer = self.provider.get_tracer(
+            "opentelemetry.instrumentation.pymongo", _pymongo_instrumentation_version)
 
     def shutdown(self) -> None:
         self.provider.shutdown()
+
+
+class _ChildCommandTracer(CommandTracer):
+    """The instrumentation's listener, for commands sent inside a trace only: a command with
+    no current span (the outbox relay's polling, index builds at start-up) makes no root span."""
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if trace.get_current_span().get_span_context().is_valid:
+            super().started(event)
+
+
+def store_command_listener(telemetry: Telemetry) -> monitoring.CommandListener:
+    """A PyMongo command listener making one CLIENT span per command (``<database>.<command>``,
+    with ``db.system``, ``db.name``, ``db.mongodb.collection``, ``net.peer.*``; not the
+    command's documents) as a child of the span current when the command is sent.
+
+    The spans go to ``telemetry``'s tracer provider."""
+    listener: monitoring.CommandListener = _ChildCommandTracer(telemetry.store_tracer)
+    return listener
 
 
 def current_trace_carrier() -> dict[str, str]:

@@ -57,6 +57,8 @@ def test_dockerfile_runs_a_service_as_a_non_root_user_with_a_health_check() -> N
     assert "/health/live" in healthcheck
     installs = " ".join(arg for op, arg in instructions if op == "RUN")
     assert "pip install ." in installs and "[dev]" not in installs
+    assert re.search(r"pip install .*(-c|--constraint) constraints\.txt", installs), \
+        "the image installs the versions constraints.txt pins"
 
 
 def test_docker_cmd_parses_and_serves_the_inventory_app_on_the_checked_port(

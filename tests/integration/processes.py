@@ -48,10 +48,11 @@ def _env(settings: Settings) -> dict[str, str]:
 
 async def start_service(settings: Settings) -> ServiceProcess:
     port = free_port()
-    code = ("import uvicorn; from services.inventory.app import create_app; "
-            "from services.runtime.settings import Settings; "
-            f"uvicorn.run(create_app(Settings()), host='127.0.0.1', port={port}, log_level='warning')")
-    process = subprocess.Popen([sys.executable, "-c", code], env=_env(settings))
+    # As a process manager would start it: the factory applies the project's logging (JSON).
+    command = [sys.executable, "-m", "uvicorn", "services.asgi:inventory", "--factory",
+               "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    env = {**_env(settings), "ESTATE_LOG_LEVEL": os.environ.get("ESTATE_TEST_LOG_LEVEL", "WARNING")}
+    process = subprocess.Popen(command, env=env)
     service = ServiceProcess(f"http://127.0.0.1:{port}", process, settings)
     async with httpx.AsyncClient() as http:
         for _ in range(600):

@@ -31,6 +31,7 @@ from services.runtime.store.base import (
     StoreUnavailable,
     UpdateOp,
 )
+from services.runtime.telemetry import Telemetry, store_command_listener
 
 _DUPLICATE_KEY = 11000
 BULK_STATEMENTS = 90
@@ -233,10 +234,13 @@ class MongoCollection:
 
 class MongoStore:
     """``timeout_s`` bounds every wait on the server (finding it, connecting, each operation);
-    ``timeout_ms`` is the older spelling of the same, kept for existing callers."""
+    ``timeout_ms`` is the older spelling of the same, kept for existing callers.
+
+    With a ``telemetry``, each command sent inside a trace makes a client span
+    (:func:`store_command_listener`); without one, none."""
 
     def __init__(self, url: str, database: str, *, timeout_ms: int = 5000, timeout_s: float | None = None,
-                 query_timeout_s: float | None = 60.0) -> None:
+                 query_timeout_s: float | None = 60.0, telemetry: Telemetry | None = None) -> None:
         self.timeout_s = timeout_s if timeout_s is not None else timeout_ms / 1000
         limit_ms = max(1, round(self.timeout_s * 1000))
         self._where = _Where(url, self.timeout_s, query_timeout_s, probe=lambda: self._client.admin.command("ping"))
@@ -245,6 +249,7 @@ class MongoStore:
             serverSelectionTimeoutMS=limit_ms,  # no server to talk to (refused, unknown host)
             connectTimeoutMS=limit_ms,  # a connection, and its handshake, that does not complete
             timeoutMS=limit_ms,  # client-side operation timeout: a server that accepts and then hangs
+            event_listeners=[store_command_listener(telemetry)] if telemetry is not None else [],
         )
         self._db = self._client[database]
         self._collections: dict[str, MongoCollection] = {}
