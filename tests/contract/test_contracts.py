@@ -6,23 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 
-from contracts.common import DeviceKind, OperatingSystem, OsFamily, Sanitisation
-from contracts.envelope import Envelope, new_envelope
-from contracts.inventory import LifecycleState
-from contracts.migration import ReplacementNeededV1
-from contracts.procurement import DeliveredDevice, DeliveryReceivedV1
+from contracts.envelope import Envelope
 from contracts.registry import EVENT_TYPES
-from services.inventory import domain
 from services.runtime.bus.base import Message
 from services.runtime.bus.delivery import Delivery, PermanentError, RawRecord, RetryPolicy
 from services.runtime.metrics import Metrics
 from services.runtime.telemetry import Telemetry
+from tests.contract.examples import all_examples
 from tools.contracts import compatibility, files, schemas
 
 REGENERATE = "run `make contracts` and commit the result"
@@ -172,52 +168,6 @@ def test_documented_dead_letter_headers_are_the_ones_written(committed: dict[str
 
 # --- real events validate against the committed schemas ----------------------------------
 
-def _windows(version: str) -> OperatingSystem:
-    return OperatingSystem(family=OsFamily.WINDOWS, version=version)
-
-
-def _spec() -> domain.DeviceSpec:
-    return domain.DeviceSpec.model_validate({
-        "asset_tag": "MPS-D-000042", "kind": "desktop",
-        "os": {"family": "windows", "version": "XP"},
-        "hardware": {"model": "Dell OptiPlex 745", "cpu_model": "Core 2 Duo E6300",
-                     "cpu_arch": "x64", "cpu_cores": 2, "ram_mb": 2048, "disk_gb": 160,
-                     "tpm": "1.2", "firmware": "bios"},
-        "location": {"site": "Camden Police Station", "borough": "Camden", "unit": "Territorial"},
-        "applications": ["CRIS Crime Reporting"],
-    })
-
-
-def _example_events() -> list[Envelope]:
-    at = [T0 + timedelta(days=i) for i in range(6)]
-    changes = [domain.register(_spec(), at[0])]
-    patch = domain.DevicePatch(os=_windows("10"))
-    changes.append(domain.update(changes[-1].value, patch, at[1]))
-    changes.append(domain.move(changes[-1].value, LifecycleState.MIGRATING, at[2]))
-    changes.append(domain.move(changes[-1].value, LifecycleState.MIGRATED, at[3]))
-    changes.append(domain.retire(changes[-1].value, "replaced by a laptop", at[4]))
-    sanitised = Sanitisation(method="NIST 800-88 purge", certificate_id="CERT-0042",
-                             performed_on=date(2015, 8, 8), operator="Blancco Ltd")
-    changes.append(domain.dispose(changes[-1].value, sanitised, at[5]))
-    envelopes = [new_envelope(type=name, source="/inventory", subject=c.value.asset_tag,
-                              time=c.value.updated_at, data=event)
-                 for c in changes for name, event in c.events]
-    delivery = DeliveryReceivedV1(
-        delivery_id="DEL-1", order_id="PO-7", framework="RM6068", supplier="Dell", received_at=T0,
-        location=_spec().location,
-        devices=[DeliveredDevice(asset_tag="MPS-L-000001", kind=DeviceKind.LAPTOP,
-                                 os=_windows("10"),
-                                 hardware=_spec().hardware)])
-    envelopes.append(new_envelope(type="procurement.delivery.received.v1", source="/procurement",
-                                  subject="DEL-1", time=T0, data=delivery))
-    need = ReplacementNeededV1(need_id="NEED-Camden-laptop-1", site="Holborn Police Station", borough="Camden",
-                               kind=DeviceKind.LAPTOP, quantity=2, replaces=["MPS-D-000001", "MPS-D-000002"],
-                               reason="hardware below the Windows 8.1 minimum")
-    envelopes.append(new_envelope(type="migration.replacement.needed.v1", source="/migration",
-                                  subject=need.need_id, time=T0, data=need))
-    return envelopes
-
-
 def _validator(committed: dict[str, str], name: str) -> Draft202012Validator:
     schema = _committed_json(committed, f"schemas/{name}.json")
     Draft202012Validator.check_schema(schema)
@@ -225,10 +175,10 @@ def _validator(committed: dict[str, str], name: str) -> Draft202012Validator:
 
 
 def test_examples_cover_every_event_type() -> None:
-    assert {e.type for e in _example_events()} == set(EVENT_TYPES)
+    assert {e.type for e in all_examples()} == set(EVENT_TYPES)
 
 
-@pytest.mark.parametrize("envelope", _example_events(), ids=lambda e: e.type)
+@pytest.mark.parametrize("envelope", all_examples(), ids=lambda e: e.type)
 def test_real_event_validates_against_its_committed_schema(
         committed: dict[str, str], envelope: Envelope) -> None:
     document = json.loads(envelope.model_dump_json())
@@ -240,6 +190,6 @@ def test_real_event_validates_against_its_committed_schema(
 
 def test_schema_rejects_another_type_and_an_unknown_field(committed: dict[str, str]) -> None:
     validator = _validator(committed, "inventory.device.registered.v1")
-    document = json.loads(_example_events()[0].model_dump_json())
+    document = json.loads(all_examples()[0].model_dump_json())
     assert not validator.is_valid({**document, "type": "inventory.device.updated.v1"})
     assert not validator.is_valid({**document, "data": {**document["data"], "extra": 1}})
