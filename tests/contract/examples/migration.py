@@ -82,7 +82,7 @@ def examples() -> list[Envelope]:
                               kinds=[DeviceKind.DESKTOP], start_date=date(2015, 8, 10), daily_capacity=50,
                               gate=m.SuccessGate(after_wave="W-PILOT", success_rate=0.95), pilot=False,
                               expected_end=date(2015, 8, 10), progress=_progress(scheduled=2), occurred_at=_at(2))
-    wave_events: list[tuple[str, BaseModel]] = [
+    wave_events: list[tuple[str, m.WavePlannedV1 | m.WaveChangedV1]] = [
         ("migration.wave.planned.v1", planned),
         ("migration.wave.started.v1", m.WaveStartedV1(wave_id=WAVE, state=m.WaveState.RUNNING,
                                                       progress=_progress(scheduled=2), occurred_at=_at(3))),
@@ -112,5 +112,5 @@ def examples() -> list[Envelope]:
         envelope("migration.replacement.needed.v1", need.need_id, need),
         envelope("migration.policy.changed.v1", m.POLICY_KEY, policy),
         *(envelope(name, tag, data) for name, tag, data in device_events),
-        *(envelope(name, getattr(data, "wave_id"), data) for name, data in wave_events),
+        *(envelope(name, data.wave_id, data) for name, data in wave_events),
     ]
