@@ -1,0 +1,724 @@
+"""Migration rules: the policy, readiness, the per-device saga and waves.
+
+Pure Python: no I/O, no framework. Each command takes the current aggregate (a device's
+migration record, a wave, the policy) and returns the new one with the events it recorded
+(``Change``); an unchanged aggregate records no event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Self
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from contracts import migration as ev
+from contracts.common import (
+    WINDOWS_VERSIONS,
+    ApplicationName,
+    AssetTag,
+    CpuArch,
+    DeviceKind,
+    Hardware,
+    Location,
+    OperatingSystem,
+    OsFamily,
+    Sanitisation,
+    ShortText,
+)
+from contracts.inventory import DeviceSnapshot
+from contracts.migration import (
+    BlockingApplication,
+    Compatibility,
+    Readiness,
+    SagaState,
+    SagaStep,
+    SuccessGate,
+    WaveProgress,
+    WaveState,
+)
+from services.runtime.changes import Change
+
+
+class DomainError(ValueError):
+    """A command the rules refuse; ``field`` names the input at fault, if one is."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class StateError(DomainError):
+    """A move the aggregate's current state does not allow (answered 409)."""
+
+
+def os_name(os: OperatingSystem) -> str:
+    return f"Windows {os.version}" if os.family is OsFamily.WINDOWS else f"{os.family.value} {os.version}"
+
+
+# -- policy -----------------------------------------------------------------------------------
+
+class OsLifecycle(BaseModel):
+    """One OS in the lifecycle table: when its support ends and what it needs to run at all."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    os: OperatingSystem
+    support_ends: date
+    min_ram_mb: int = Field(default=0, ge=0)
+    min_disk_gb: int = Field(default=0, ge=0)
+    architectures: list[CpuArch] = Field(default_factory=lambda: [CpuArch.X86, CpuArch.X64], min_length=1)
+
+
+class CatalogueEntry(BaseModel):
+    """An application's compatibility with the target OS."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    compatibility: Compatibility
+    owner: str | None = Field(default=None, max_length=120)
+    expected_fix: date | None = None
+    critical: bool = False
+    """Critical applications must be covered by a pilot wave."""
+
+
+class MinimumHardware(BaseModel):
+    """The force's minimum for the target OS (stricter than what the OS needs to run at all)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    ram_mb: int = Field(default=0, ge=0, le=1024 * 1024)
+    disk_gb: int = Field(default=0, ge=0, le=100_000)
+    cpu_cores: int = Field(default=1, ge=1, le=256)
+
+
+class PolicySpec(BaseModel):
+    """What the migration team sets: the target, the minimum, the catalogue, the lifecycle table."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target: OperatingSystem
+    scope: list[DeviceKind] = Field(default_factory=lambda: [DeviceKind.DESKTOP, DeviceKind.LAPTOP],
+                                    min_length=1, description="Device kinds the policy covers")
+    minimum: MinimumHardware = Field(default_factory=MinimumHardware)
+    catalogue: dict[ApplicationName, CatalogueEntry] = Field(default_factory=dict, max_length=2000)
+    lifecycle: list[OsLifecycle] = Field(min_length=1, max_length=50)
+    replacement_kind: DeviceKind = Field(default=DeviceKind.LAPTOP,
+                                         description="What replaces a device to dispose of")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        seen: set[tuple[str, str]] = set()
+        for i, entry in enumerate(self.lifecycle):
+            key = (entry.os.family.value, entry.os.version)
+            if key in seen:
+                raise DomainError(f"{os_name(entry.os)} is in the lifecycle table twice", f"lifecycle.{i}")
+            seen.add(key)
+        if (self.target.family.value, self.target.version) not in seen:
+            known = ", ".join(os_name(e.os) for e in self.lifecycle)
+            raise DomainError(f"the target {os_name(self.target)} is not in the lifecycle table ({known})",
+                              "target")
+        return self
+
+    def entry(self, os: OperatingSystem) -> OsLifecycle | None:
+        return next((e for e in self.lifecycle if e.os == os), None)
+
+    @property
+    def target_entry(self) -> OsLifecycle:
+        found = self.entry(self.target)
+        assert found is not None  # validated
+        return found
+
+
+class Policy(PolicySpec):
+    version: int = Field(ge=1)
+    changed_at: AwareDatetime
+
+
+def support_warning(spec: PolicySpec) -> ev.SupportWarning | None:
+    """A warning when another OS of the target's family is supported for longer (the longest one)."""
+    target = spec.target_entry
+    longer = [e for e in spec.lifecycle if e.os.family is spec.target.family and e.support_ends > target.support_ends]
+    if not longer:
+        return None
+    best = max(longer, key=lambda e: e.support_ends)
+    return ev.SupportWarning(
+        target=spec.target, target_support_ends=target.support_ends, alternative=best.os,
+        alternative_support_ends=best.support_ends,
+        message=(f"{os_name(spec.target)} support ends {target.support_ends}, sooner than "
+                 f"{os_name(best.os)} ({best.support_ends})"))
+
+
+POLICY_PARTS = ("target", "scope", "minimum", "catalogue", "lifecycle", "replacement_kind")
+
+
+def changed_parts(old: PolicySpec | None, new: PolicySpec) -> list[str]:
+    if old is None:
+        return list(POLICY_PARTS)
+    return [p for p in POLICY_PARTS if getattr(old, p) != getattr(new, p)]
+
+
+def set_policy(current: Policy | None, spec: PolicySpec, now: datetime) -> Change[Policy]:
+    changed = changed_parts(current, spec)
+    if current is not None and not changed:
+        return Change(current)
+    policy = Policy(**spec.model_dump(), version=(current.version + 1) if current else 1, changed_at=now)
+    blocking = sorted(n for n, e in spec.catalogue.items() if e.compatibility is not Compatibility.COMPATIBLE)
+    event = ev.PolicyChangedV1(
+        version=policy.version, target=spec.target, target_support_ends=spec.target_entry.support_ends,
+        warning=support_warning(spec), changed=changed, scope=spec.scope, min_ram_mb=spec.minimum.ram_mb,
+        min_disk_gb=spec.minimum.disk_gb, min_cpu_cores=spec.minimum.cpu_cores,
+        catalogue_size=len(spec.catalogue), blocking_applications=blocking, occurred_at=now)
+    return Change(policy, [("migration.policy.changed.v1", event)])
+
+
+@dataclass(frozen=True, slots=True)
+class Affected:
+    """Which devices a policy change concerns: all, or those with one of ``applications``."""
+
+    everyone: bool
+    applications: frozenset[str] = frozenset()
+
+    def concerns(self, applications: list[str]) -> bool:
+        return self.everyone or not self.applications.isdisjoint(applications)
+
+
+def affected_by(old: PolicySpec | None, new: PolicySpec) -> Affected:
+    """Only a catalogue change can spare devices: the ones without any application whose
+    entry changed (a critical flag or an owner alone changes no outcome, but is cheap to
+    reassess, so every changed entry counts)."""
+    parts = changed_parts(old, new)
+    if old is None or any(p != "catalogue" for p in parts):
+        return Affected(everyone=bool(parts) or old is None)
+    names = set(old.catalogue) | set(new.catalogue)
+    return Affected(False, frozenset(n for n in names if old.catalogue.get(n) != new.catalogue.get(n)))
+
+
+# -- readiness --------------------------------------------------------------------------------
+
+class Assessment(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    outcome: Readiness
+    blocking_applications: list[BlockingApplication] = Field(default_factory=list)
+    hardware_shortfalls: list[str] = Field(default_factory=list)
+    policy_version: int = Field(ge=1)
+    target: OperatingSystem
+
+
+def _runs_at_least(os: OperatingSystem, target: OperatingSystem) -> bool:
+    if os.family is not target.family:
+        return False
+    if os.family is OsFamily.WINDOWS:
+        return WINDOWS_VERSIONS.index(os.version) >= WINDOWS_VERSIONS.index(target.version)
+    return tuple(int(p) for p in os.version.split(".")) >= tuple(int(p) for p in target.version.split("."))
+
+
+def cannot_run(hardware: Hardware, needs: OsLifecycle) -> list[str]:
+    """Why the hardware cannot run the OS at all (empty: it can)."""
+    why = []
+    if hardware.cpu_arch not in needs.architectures:
+        allowed = "/".join(a.value for a in needs.architectures)
+        why.append(f"CPU {hardware.cpu_arch.value} cannot run {os_name(needs.os)} ({allowed})")
+    if hardware.ram_mb < needs.min_ram_mb:
+        why.append(f"RAM {hardware.ram_mb} MB < {needs.min_ram_mb} MB that {os_name(needs.os)} needs")
+    if hardware.disk_gb < needs.min_disk_gb:
+        why.append(f"disk {hardware.disk_gb} GB < {needs.min_disk_gb} GB that {os_name(needs.os)} needs")
+    return why
+
+
+def below_minimum(hardware: Hardware, minimum: MinimumHardware) -> list[str]:
+    why = []
+    if hardware.ram_mb < minimum.ram_mb:
+        why.append(f"RAM {hardware.ram_mb} MB < {minimum.ram_mb} MB minimum")
+    if hardware.disk_gb < minimum.disk_gb:
+        why.append(f"disk {hardware.disk_gb} GB < {minimum.disk_gb} GB minimum")
+    if hardware.cpu_cores < minimum.cpu_cores:
+        why.append(f"{hardware.cpu_cores} CPU cores < {minimum.cpu_cores} minimum")
+    return why
+
+
+def blockers(applications: list[str], catalogue: dict[str, CatalogueEntry]) -> list[BlockingApplication]:
+    """Installed applications the catalogue marks incompatible or awaiting remediation (an
+    application the catalogue does not list is taken as compatible)."""
+    found = []
+    for name in applications:
+        entry = catalogue.get(name)
+        if entry is not None and entry.compatibility is not Compatibility.COMPATIBLE:
+            found.append(BlockingApplication(name=name, compatibility=entry.compatibility, owner=entry.owner,
+                                             expected_fix=entry.expected_fix))
+    return found
+
+
+def assess(kind: DeviceKind, os: OperatingSystem, hardware: Hardware, applications: list[str],
+           policy: Policy) -> Assessment:
+    """Out of scope, already compliant, blocked, dispose, replace, upgrade in place: the first
+    that holds. Blockers come before hardware: a new device would be blocked by the same
+    application. Shortfalls are named whatever the outcome, so a blocked device's hardware
+    verdict is known too."""
+    shortfalls = cannot_run(hardware, policy.target_entry)
+    unfit = bool(shortfalls)
+    shortfalls += below_minimum(hardware, policy.minimum)
+    blocking = blockers(applications, policy.catalogue)
+
+    def verdict(outcome: Readiness, *, named: bool = True) -> Assessment:
+        return Assessment(outcome=outcome, blocking_applications=blocking if named else [],
+                          hardware_shortfalls=shortfalls if named else [], policy_version=policy.version,
+                          target=policy.target)
+
+    if kind not in policy.scope or os.family is not policy.target.family:
+        return verdict(Readiness.OUT_OF_SCOPE, named=False)
+    if _runs_at_least(os, policy.target):
+        return verdict(Readiness.ALREADY_COMPLIANT, named=False)
+    if blocking:
+        return verdict(Readiness.BLOCKED)
+    if unfit:
+        return verdict(Readiness.DISPOSE)
+    if shortfalls:
+        return verdict(Readiness.REPLACE)
+    return verdict(Readiness.UPGRADE_IN_PLACE)
+
+
+# -- the device's migration record -----------------------------------------------------------
+
+class Saga(BaseModel):
+    """A device's migration in a wave: where it stands, which step is next and when it is due."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    wave_id: ShortText
+    state: SagaState
+    scheduled_for: date
+    next_step: SagaStep | None = None
+    """The step to run next; None before the saga starts and after it ends."""
+    attempt: int = Field(default=0, ge=0)
+    due_at: AwareDatetime | None = None
+    started_at: AwareDatetime | None = None
+    ended_at: AwareDatetime | None = None
+    os_before: OperatingSystem
+    target: OperatingSystem
+    failure_reason: str | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.started_at is not None
+
+    @property
+    def ended(self) -> bool:
+        return self.state in (SagaState.MIGRATED, SagaState.FAILED, SagaState.UNSCHEDULED)
+
+
+class DeviceRecord(BaseModel):
+    """One device as migration knows it: the facts it was assessed on, its readiness, its
+    replacement and its saga. One document per device, keyed by asset tag."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    asset_tag: AssetTag
+    version: int = Field(ge=1)
+    inventory_version: int = Field(ge=1, description="The inventory version these facts come from")
+    kind: DeviceKind
+    os: OperatingSystem
+    hardware: Hardware
+    location: Location
+    applications: list[ApplicationName] = Field(default_factory=list)
+    readiness: Assessment | None = None
+    assessed_at: AwareDatetime | None = None
+    need_id: str | None = None
+    replaced_by: AssetTag | None = None
+    sanitisation: Sanitisation | None = None
+    saga: Saga | None = None
+
+    @property
+    def wave_id(self) -> str | None:
+        return self.saga.wave_id if self.saga is not None and self.saga.state is not SagaState.UNSCHEDULED else None
+
+
+DeviceChange = Change[DeviceRecord]
+
+
+@dataclass(frozen=True)
+class Revised(Change[DeviceRecord]):
+    """A record whose facts changed without anything to announce: written all the same."""
+
+    @property
+    def changed(self) -> bool:
+        return True
+
+
+def _next(record: DeviceRecord, **changes: object) -> DeviceRecord:
+    return record.model_copy(update={**changes, "version": record.version + 1})
+
+
+def _assessed_event(record: DeviceRecord, assessment: Assessment, previous: Readiness | None,
+                    now: datetime) -> ev.ReadinessAssessedV1:
+    return ev.ReadinessAssessedV1(
+        asset_tag=record.asset_tag, kind=record.kind, site=record.location.site, borough=record.location.borough,
+        unit=record.location.unit, hardware_model=record.hardware.model, os=record.os,
+        target=assessment.target, outcome=assessment.outcome, previous_outcome=previous,
+        blocking_applications=assessment.blocking_applications,
+        hardware_shortfalls=assessment.hardware_shortfalls, policy_version=assessment.policy_version,
+        occurred_at=now)
+
+
+def _same_verdict(a: Assessment | None, b: Assessment) -> bool:
+    return a is not None and a.model_dump(exclude={"policy_version"}) == b.model_dump(exclude={"policy_version"})
+
+
+def need_id_of(asset_tag: str) -> str:
+    """One need per device to replace: the same device always asks under the same id."""
+    return f"NEED-{asset_tag}"
+
+
+NEEDS_REPLACEMENT = (Readiness.REPLACE, Readiness.DISPOSE)
+
+
+def reassess(record: DeviceRecord, policy: Policy | None, now: datetime) -> DeviceChange:
+    """Assess the record against ``policy``; announce it if the verdict changed, and ask for a
+    replacement (once per device) when the device is to be replaced or disposed of. A device
+    in a saga or already replaced keeps its verdict until that ends."""
+    if policy is None or record.replaced_by is not None:
+        return Change(record)
+    if record.saga is not None and record.saga.started and not record.saga.ended:
+        return Change(record)
+    assessment = assess(record.kind, record.os, record.hardware, record.applications, policy)
+    if _same_verdict(record.readiness, assessment):
+        return Change(record)
+    previous = record.readiness.outcome if record.readiness is not None else None
+    events: list[tuple[str, BaseModel]] = [
+        ("migration.device.assessed.v1", _assessed_event(record, assessment, previous, now))]
+    need_id = record.need_id
+    if assessment.outcome in NEEDS_REPLACEMENT and need_id is None:
+        need_id = need_id_of(record.asset_tag)
+        kind = record.kind if assessment.outcome is Readiness.REPLACE else policy.replacement_kind
+        reason = "; ".join(assessment.hardware_shortfalls)[:120] or "hardware below the minimum"
+        events.append(("migration.replacement.needed.v1", ev.ReplacementNeededV1(
+            need_id=need_id, site=record.location.site, borough=record.location.borough, kind=kind, quantity=1,
+            replaces=[record.asset_tag], reason=reason)))
+    return Change(_next(record, readiness=assessment, assessed_at=now, need_id=need_id), events)
+
+
+def observe(record: DeviceRecord | None, device: DeviceSnapshot, policy: Policy | None,
+            now: datetime) -> DeviceChange | None:
+    """A device as inventory announced it: take its facts (unless older than those held) and
+    reassess. None when the announcement is older than what the record holds."""
+    facts = {"kind": device.kind, "os": device.os, "hardware": device.hardware, "location": device.location,
+             "applications": list(device.applications), "inventory_version": device.version}
+    if record is None:
+        fresh = DeviceRecord(asset_tag=device.asset_tag, version=1, **facts)  # type: ignore[arg-type]
+        change = reassess(fresh, policy, now)
+        return Change(change.value.model_copy(update={"version": 1}), change.events)
+    if device.version <= record.inventory_version:
+        return None
+    updated = record.model_copy(update=facts)
+    change = reassess(updated, policy, now)
+    return Revised(change.value.model_copy(update={"version": record.version + 1}), change.events)
+
+
+# -- replacement and disposal -----------------------------------------------------------------
+
+def pair(record: DeviceRecord, replacement: str, replacement_kind: DeviceKind, now: datetime) -> DeviceChange:
+    if record.replaced_by == replacement:
+        return Change(record)
+    if record.replaced_by is not None:
+        raise StateError(f"device {record.asset_tag} is replaced by {record.replaced_by} already")
+    if record.need_id is None:
+        raise StateError(f"device {record.asset_tag} has no replacement need")
+    event = ev.ReplacementPairedV1(
+        asset_tag=record.asset_tag, replacement_asset_tag=replacement, need_id=record.need_id, kind=record.kind,
+        replacement_kind=replacement_kind, site=record.location.site, borough=record.location.borough,
+        occurred_at=now)
+    return Change(_next(record, replaced_by=replacement), [("migration.device.replacement_paired.v1", event)])
+
+
+def request_disposal(record: DeviceRecord, sanitisation: Sanitisation, now: datetime) -> DeviceChange:
+    if record.sanitisation == sanitisation:
+        return Change(record)
+    if record.replaced_by is None:
+        raise StateError(f"device {record.asset_tag} is not replaced yet; only a replaced device is disposed of")
+    if record.sanitisation is not None:
+        raise StateError(f"device {record.asset_tag} was sanitised already ({record.sanitisation.certificate_id})")
+    if sanitisation.performed_on > now.date():
+        raise DomainError(f"the sanitisation date {sanitisation.performed_on} is in the future", "performed_on")
+    event = ev.DisposalRequestedV1(
+        asset_tag=record.asset_tag, kind=record.kind, site=record.location.site, borough=record.location.borough,
+        replaced_by=record.replaced_by, sanitisation=sanitisation, occurred_at=now)
+    return Change(_next(record, sanitisation=sanitisation), [("migration.device.disposal_requested.v1", event)])
+
+
+# -- the saga ---------------------------------------------------------------------------------
+
+STEPS: tuple[tuple[SagaStep, SagaState], ...] = (
+    (SagaStep.BACK_UP, SagaState.BACKED_UP),
+    (SagaStep.DEPLOY_OS, SagaState.OS_DEPLOYED),
+    (SagaStep.VERIFY, SagaState.VERIFIED),
+)
+STATE_AFTER = dict(STEPS)
+NEXT_STEP: dict[SagaStep, SagaStep | None] = {
+    SagaStep.BACK_UP: SagaStep.DEPLOY_OS, SagaStep.DEPLOY_OS: SagaStep.VERIFY, SagaStep.VERIFY: None}
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    ok: bool
+    duration_s: float
+    reason: str | None = None
+
+
+def _where(record: DeviceRecord, saga: Saga, now: datetime) -> dict[str, object]:
+    return {"asset_tag": record.asset_tag, "wave_id": saga.wave_id, "kind": record.kind,
+            "site": record.location.site, "borough": record.location.borough, "occurred_at": now}
+
+
+def schedule(record: DeviceRecord, wave_id: str, on: date, target: OperatingSystem, now: datetime) -> DeviceChange:
+    """Put the device in a wave, due on ``on`` (again, with a new date, if the wave was resumed)."""
+    saga = record.saga
+    if saga is not None and saga.wave_id != wave_id and not saga.ended:
+        raise StateError(f"device {record.asset_tag} is in wave {saga.wave_id} already")
+    if saga is not None and saga.wave_id == wave_id and (saga.started or saga.ended):
+        return Change(record)
+    if saga is not None and saga.state is SagaState.MIGRATED:
+        raise StateError(f"device {record.asset_tag} is migrated already")
+    if saga is not None and saga.wave_id == wave_id and saga.scheduled_for == on:
+        return Change(record)
+    fresh = Saga(wave_id=wave_id, state=SagaState.SCHEDULED, scheduled_for=on, os_before=record.os, target=target)
+    event = ev.DeviceScheduledV1(**_where(record, fresh, now), scheduled_for=on,  # type: ignore[arg-type]
+                                 os_before=record.os, target=target)
+    return Change(_next(record, saga=fresh), [("migration.device.scheduled.v1", event)])
+
+
+def unschedule(record: DeviceRecord, reason: str, now: datetime) -> DeviceChange:
+    saga = record.saga
+    if saga is None or saga.started or saga.ended:
+        return Change(record)
+    after = saga.model_copy(update={"state": SagaState.UNSCHEDULED, "ended_at": now})
+    event = ev.DeviceUnscheduledV1(**_where(record, saga, now), reason=reason)  # type: ignore[arg-type]
+    return Change(_next(record, saga=after), [("migration.device.unscheduled.v1", event)])
+
+
+def start(record: DeviceRecord, now: datetime) -> DeviceChange:
+    saga = record.saga
+    if saga is None:
+        raise StateError(f"device {record.asset_tag} is in no wave")
+    if saga.started or saga.ended:
+        return Change(record)
+    after = saga.model_copy(update={"next_step": SagaStep.BACK_UP, "attempt": 1, "due_at": now, "started_at": now})
+    event = ev.MigrationStartedV1(**_where(record, saga, now), os_before=saga.os_before,  # type: ignore[arg-type]
+                                  target=saga.target)
+    return Change(_next(record, saga=after), [("migration.device.started.v1", event)])
+
+
+def step_done(record: DeviceRecord, step: SagaStep, attempt: int, result: StepResult, max_attempts: int,
+              now: datetime) -> DeviceChange:
+    """The outcome of ``step`` (attempt ``attempt``): on to the next step (or migrated), a
+    retry, or - when the attempts are used up - a rollback that marks the device failed.
+    An outcome for a step or attempt the saga is no longer at changes nothing (a replay)."""
+    saga = record.saga
+    if saga is None or saga.ended or saga.next_step is not step or saga.attempt != attempt:
+        return Change(record)
+    where = _where(record, saga, now)
+    due = now + timedelta(seconds=result.duration_s)
+    if result.ok:
+        state = STATE_AFTER[step]
+        events: list[tuple[str, BaseModel]] = [("migration.device.step_completed.v1", ev.StepCompletedV1(
+            **where, step=step, state=state, attempt=attempt, duration_s=result.duration_s))]  # type: ignore[arg-type]
+        following = NEXT_STEP[step]
+        if following is not None:
+            after = saga.model_copy(update={"state": state, "next_step": following, "attempt": 1, "due_at": due})
+            return Change(_next(record, saga=after), events)
+        migrated = ev.DeviceMigratedV1(**where, os_before=saga.os_before, os_after=saga.target,  # type: ignore[arg-type]
+                                       started_at=saga.started_at or now)
+        events.append(("migration.device.migrated.v1", migrated))
+        after = saga.model_copy(update={"state": SagaState.MIGRATED, "next_step": None, "due_at": None,
+                                        "ended_at": now})
+        return Change(_next(record, saga=after, os=saga.target), events)
+    reason = (result.reason or f"{step.value} failed")[:120]
+    retry = attempt < max_attempts
+    events = [("migration.device.step_failed.v1", ev.StepFailedV1(
+        **where, step=step, attempt=attempt, reason=reason, will_retry=retry,  # type: ignore[arg-type]
+        duration_s=result.duration_s))]
+    if retry:
+        events.append(("migration.device.step_retried.v1", ev.StepRetriedV1(
+            **where, step=step, attempt=attempt + 1)))  # type: ignore[arg-type]
+        after = saga.model_copy(update={"attempt": attempt + 1, "due_at": due})
+        return Change(_next(record, saga=after), events)
+    events.append(("migration.device.rolled_back.v1", ev.DeviceRolledBackV1(
+        **where, failed_step=step, reason=reason, attempts=attempt, os_restored=saga.os_before)))  # type: ignore[arg-type]
+    after = saga.model_copy(update={"state": SagaState.FAILED, "next_step": None, "due_at": None, "ended_at": now,
+                                    "failure_reason": f"{step.value} failed {attempt} times: {reason}"})
+    return Change(_next(record, saga=after, os=saga.os_before), events)
+
+
+# -- waves ------------------------------------------------------------------------------------
+
+class WaveSpec(BaseModel):
+    """A wave to plan: which devices (by site, borough, kind), from when, how many a day."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: ShortText
+    sites: list[ShortText] = Field(default_factory=list, max_length=500)
+    boroughs: list[str] = Field(default_factory=list, max_length=40)
+    kinds: list[DeviceKind] = Field(default_factory=list, description="Empty: every kind the policy covers")
+    start_date: date
+    daily_capacity: int = Field(ge=1, le=100_000)
+    gate: SuccessGate | None = None
+    max_devices: int | None = Field(default=None, ge=1, le=50_000)
+    pilot: bool = False
+
+    @model_validator(mode="after")
+    def _scoped(self) -> Self:
+        if not self.sites and not self.boroughs:
+            raise DomainError("name at least one site or borough", "sites")
+        return self
+
+
+class Wave(WaveSpec):
+    wave_id: ShortText
+    version: int = Field(ge=1)
+    state: WaveState
+    devices: list[AssetTag] = Field(default_factory=list)
+    """In the order they are scheduled."""
+    started: int = Field(default=0, ge=0, description="How many of ``devices`` have started")
+    active: list[AssetTag] = Field(default_factory=list, description="Started, not yet ended")
+    migrated: int = Field(default=0, ge=0)
+    failed: int = Field(default=0, ge=0)
+    unscheduled: int = Field(default=0, ge=0)
+    began_on: date | None = None
+    schedule_from: date
+    """The day the not-yet-started devices count their schedule from (the start, or a resume)."""
+    started_before: int = Field(default=0, ge=0, description="Started before ``schedule_from``")
+
+    def progress(self) -> WaveProgress:
+        n = len(self.devices)
+        remaining = 0 if self.state is WaveState.CANCELLED else n - self.started
+        return WaveProgress(devices=n, scheduled=remaining, in_progress=len(self.active), migrated=self.migrated,
+                            failed=self.failed, unscheduled=self.unscheduled,
+                            success_rate=round(self.migrated / n, 6) if n else 0.0)
+
+    def day_of(self, index: int) -> date:
+        """When device number ``index`` (0-based) of the wave is due."""
+        if index < self.started_before:
+            return self.schedule_from
+        return self.schedule_from + timedelta(days=(index - self.started_before) // self.daily_capacity)
+
+    def expected_end(self) -> date:
+        return self.day_of(max(len(self.devices) - 1, 0))
+
+    def due_by(self, today: date) -> int:
+        """How many devices should have started by the end of ``today``."""
+        if today < self.schedule_from:
+            return self.started_before
+        days = (today - self.schedule_from).days + 1
+        return min(len(self.devices), self.started_before + days * self.daily_capacity)
+
+
+WaveChange = Change[Wave]
+TERMINAL_WAVES = (WaveState.CANCELLED, WaveState.COMPLETED)
+
+
+def plan_wave(wave_id: str, spec: WaveSpec, devices: list[str], now: datetime) -> WaveChange:
+    if not devices:
+        raise DomainError("no device in that scope is ready to upgrade in place and free of another wave", "sites")
+    wave = Wave(**spec.model_dump(), wave_id=wave_id, version=1, state=WaveState.PLANNED, devices=devices,
+                schedule_from=spec.start_date)
+    event = ev.WavePlannedV1(wave_id=wave_id, name=spec.name, sites=spec.sites, boroughs=spec.boroughs,
+                             kinds=spec.kinds, start_date=spec.start_date, daily_capacity=spec.daily_capacity,
+                             gate=spec.gate, pilot=spec.pilot, expected_end=wave.expected_end(),
+                             progress=wave.progress(), occurred_at=now)
+    return Change(wave, [("migration.wave.planned.v1", event)])
+
+
+def _wave_next(wave: Wave, **changes: object) -> Wave:
+    return wave.model_copy(update={**changes, "version": wave.version + 1})
+
+
+def gate_open(wave: Wave, previous: Wave | None) -> bool:
+    if wave.gate is None:
+        return True
+    return previous is not None and previous.progress().success_rate >= wave.gate.success_rate
+
+
+def start_wave(wave: Wave, today: date, gate_is_open: bool, now: datetime) -> WaveChange:
+    """A planned wave starts on its start date once its gate is open."""
+    if wave.state is not WaveState.PLANNED or today < wave.start_date or not gate_is_open:
+        return Change(wave)
+    after = _wave_next(wave, state=WaveState.RUNNING, schedule_from=max(today, wave.start_date), began_on=today)
+    return Change(after, [("migration.wave.started.v1", ev.WaveStartedV1(
+        wave_id=wave.wave_id, state=after.state, progress=after.progress(), occurred_at=now))])
+
+
+def pause_wave(wave: Wave, reason: str | None, now: datetime) -> WaveChange:
+    if wave.state is WaveState.PAUSED:
+        return Change(wave)
+    if wave.state is not WaveState.RUNNING and wave.state is not WaveState.PLANNED:
+        raise StateError(f"wave {wave.wave_id} is {wave.state.value}; only a planned or running wave can pause")
+    after = _wave_next(wave, state=WaveState.PAUSED)
+    return Change(after, [("migration.wave.paused.v1", ev.WavePausedV1(
+        wave_id=wave.wave_id, state=after.state, progress=after.progress(), reason=reason, occurred_at=now))])
+
+
+def resume_wave(wave: Wave, today: date, now: datetime) -> WaveChange:
+    """The devices not yet started are due again from ``today`` (or the start date, if later)
+    at the daily capacity; a wave paused before it started is planned again."""
+    if wave.state is not WaveState.PAUSED:
+        raise StateError(f"wave {wave.wave_id} is {wave.state.value}; only a paused wave can resume")
+    state = WaveState.RUNNING if wave.began_on is not None else WaveState.PLANNED
+    after = _wave_next(wave, state=state, schedule_from=max(today, wave.start_date), started_before=wave.started)
+    return Change(after, [("migration.wave.resumed.v1", ev.WaveResumedV1(
+        wave_id=wave.wave_id, state=after.state, progress=after.progress(), expected_end=after.expected_end(),
+        occurred_at=now))])
+
+
+def cancel_wave(wave: Wave, reason: str | None, now: datetime) -> WaveChange:
+    if wave.state is WaveState.CANCELLED:
+        return Change(wave)
+    if wave.state is WaveState.COMPLETED:
+        raise StateError(f"wave {wave.wave_id} is completed; there is nothing to cancel")
+    after = _wave_next(wave, state=WaveState.CANCELLED, unscheduled=len(wave.devices) - wave.started)
+    return Change(after, [("migration.wave.cancelled.v1", ev.WaveCancelledV1(
+        wave_id=wave.wave_id, state=after.state, progress=after.progress(), reason=reason, occurred_at=now))])
+
+
+def take_turn(wave: Wave, today: date, ended: dict[str, SagaState], now: datetime) -> WaveChange:
+    """The wave's day: count the active devices that ended (``ended``: asset tag -> final
+    state), admit the devices due by ``today`` into ``active`` (a running wave only), and
+    complete the wave when every device has ended."""
+    if wave.state in TERMINAL_WAVES and not wave.active:
+        return Change(wave)
+    migrated = wave.migrated + sum(1 for t in wave.active if ended.get(t) is SagaState.MIGRATED)
+    failed = wave.failed + sum(1 for t in wave.active if ended.get(t) is SagaState.FAILED)
+    active = [t for t in wave.active if t not in ended]
+    started = wave.started
+    if wave.state is WaveState.RUNNING:
+        due = wave.due_by(today)
+        active += wave.devices[started:due] if due > started else []
+        started = max(started, due)
+    changes: dict[str, object] = {"migrated": migrated, "failed": failed, "active": active, "started": started}
+    if all(getattr(wave, k) == v for k, v in changes.items()):
+        return Change(wave)
+    after = _wave_next(wave, **changes)
+    events: list[tuple[str, BaseModel]] = []
+    if after.state is WaveState.RUNNING and after.started == len(after.devices) and not after.active:
+        after = after.model_copy(update={"state": WaveState.COMPLETED})
+        events.append(("migration.wave.completed.v1", ev.WaveCompletedV1(
+            wave_id=wave.wave_id, state=after.state, progress=after.progress(), occurred_at=now)))
+    return Change(after, events)
+
+
+def recommend_pilot(candidates: dict[str, set[str]], must_cover: set[str]) -> tuple[list[str], set[str]]:
+    """Devices covering every item of ``must_cover`` (critical applications and hardware
+    models, each device listing the items it carries): greedy set cover, which picks the
+    device covering most uncovered items each time. Greedy is within a factor ln(n)+1 of the
+    smallest cover (n = items); returns the devices and the items no device carries."""
+    uncovered = set(must_cover)
+    chosen: list[str] = []
+    pool = {tag: items & uncovered for tag, items in candidates.items()}
+    while uncovered:
+        best = max(sorted(pool), key=lambda t: len(pool[t] & uncovered), default=None)
+        if best is None or not pool[best] & uncovered:
+            break
+        chosen.append(best)
+        uncovered -= pool.pop(best)
+    return chosen, uncovered
