@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contracts.migration import DEVICES_TOPIC as MIGRATION_DEVICES
 from contracts.procurement import DELIVERIES_TOPIC
 from services.inventory.handlers import InventoryHandlers
 from services.runtime.idempotency import idempotent
@@ -12,7 +13,9 @@ GROUP = "inventory"
 
 def subscribe(runtime: Runtime, handlers: InventoryHandlers) -> None:
     group = runtime.settings.consumer_group_prefix + GROUP
-    runtime.bus.subscribe(group, [DELIVERIES_TOPIC], idempotent(
+    migration = {f"migration.device.{kind}.v1": handlers.on_migration
+                 for kind in ("started", "migrated", "rolled_back", "replacement_paired", "disposal_requested")}
+    runtime.bus.subscribe(group, [DELIVERIES_TOPIC, MIGRATION_DEVICES], idempotent(
         group, runtime.ledger, runtime.metrics,
-        {"procurement.delivery.received.v1": handlers.on_delivery},
+        {"procurement.delivery.received.v1": handlers.on_delivery, **migration},
     ))

@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from contracts.common import Sanitisation
+from contracts.common import OperatingSystem, Sanitisation
 from contracts.envelope import Envelope
 from contracts.inventory import LifecycleState
 from contracts.procurement import DeliveryReceivedV1
@@ -21,6 +21,8 @@ from services.runtime.outbox import OutboxRelay
 from services.runtime.repository import Page, VersionedWrite
 from services.runtime.store import Document
 from services.runtime.telemetry import current_trace_carrier
+
+S = LifecycleState
 
 ImportOutcomes = Callable[[ImportReport], None]
 """Told of each import's report (the service's metrics count the rows by outcome)."""
@@ -164,6 +166,33 @@ class InventoryHandlers:
                 location=delivery.location, applications=d.applications), now))
             for d in delivery.devices
         ])
+
+    # -- migration's events -------------------------------------------------------------
+
+    async def on_migration(self, envelope: Envelope) -> None:
+        """Migration moves devices through events: started -> migrating; migrated -> the new
+        OS, migrated; rolled back -> in service; replaced -> retired; sanitised -> disposed.
+        Each is a no-op on a device already there, so a redelivery changes nothing."""
+        data, tag, now = envelope.data, envelope.subject, self._clock.now()
+        kind = envelope.type.removeprefix("migration.device.").removesuffix(".v1")
+        steps: list[Callable[[Device], Change]] = []
+        if kind == "started":
+            steps = [lambda d: domain.move(d, S.MIGRATING, now) if d.state is not S.MIGRATED else Change(d)]
+        elif kind == "migrated":
+            os_after = OperatingSystem.model_validate(data["os_after"])
+            steps = [lambda d: domain.move(d, S.MIGRATING, now) if d.state is S.IN_SERVICE else Change(d),
+                     lambda d: domain.update(d, DevicePatch(os=os_after), now),
+                     lambda d: domain.move(d, S.MIGRATED, now)]
+        elif kind == "rolled_back":
+            steps = [lambda d: domain.move(d, S.IN_SERVICE, now) if d.state is S.MIGRATING else Change(d)]
+        elif kind == "replacement_paired":
+            reason = f"replaced by {data['replacement_asset_tag']}"
+            steps = [lambda d: domain.retire(d, reason, now) if d.state is not S.DISPOSED else Change(d)]
+        elif kind == "disposal_requested":
+            record = Sanitisation.model_validate(data["sanitisation"])
+            steps = [lambda d: domain.dispose(d, record, now)]
+        for step in steps:
+            await self.devices.mutate(tag, None, step)
 
 
 def _decide(decide: Callable[[Device], Change], device: Device) -> Change:

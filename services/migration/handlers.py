@@ -1,0 +1,358 @@
+"""Migration commands, event handlers and the daily wave job: load through the repositories,
+decide with the domain, save with the events (the repository keeps the outbox and the version
+guard). Nothing is driven from memory alone: a restart picks every saga up from its record."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+from pydantic import BaseModel
+
+from contracts.common import Sanitisation
+from contracts.envelope import Envelope
+from contracts.inventory import DeviceRegisteredV1, DeviceSnapshot, DeviceUpdatedV1
+from contracts.migration import Readiness, SagaState, WaveState
+from contracts.procurement import DeliveryReceivedV1
+from services.migration import domain
+from services.migration.domain import DeviceRecord, Policy, PolicySpec, Wave, WaveSpec
+from services.migration.executor import StepExecutor
+from services.migration.store import DeviceRecords, Policies, Sites, Waves
+from services.runtime.changes import Change
+from services.runtime.clock import Clock
+from services.runtime.errors import Conflict, FieldError, InvalidInput
+from services.runtime.repository import AlreadyStored, NotStored, Page
+from services.runtime.store import Document, Store
+
+log = logging.getLogger(__name__)
+A = TypeVar("A", bound=BaseModel)
+T = TypeVar("T")
+R = TypeVar("R")
+CONCURRENCY = 50
+
+
+class MigrationObserver:
+    """Told what happened, for the service's metrics (no-ops by default)."""
+
+    def assessed(self, outcome: Readiness) -> None: ...
+    def step(self, step: str, ok: bool, seconds: float) -> None: ...
+    def saga_ended(self, state: SagaState) -> None: ...
+
+
+@dataclass(frozen=True)
+class PolicyView:
+    policy: Policy
+    warning: object | None
+    reassessed: int | None = None
+
+
+def _decide(decide: Callable[[], Change[A]]) -> Change[A]:
+    """A domain decision, its refusals as problems (409 for a state that forbids it, else 422)."""
+    try:
+        return decide()
+    except domain.StateError as error:
+        raise Conflict(str(error)) from None
+    except domain.DomainError as error:
+        location = f"body.{error.field}" if error.field else "body"
+        raise InvalidInput(str(error), [FieldError(location, str(error))]) from None
+
+
+async def _gather(items: Sequence[T], act: Callable[[T], Awaitable[R]]) -> list[R]:
+    found: list[R] = []
+    for start in range(0, len(items), CONCURRENCY):
+        found += await asyncio.gather(*(act(i) for i in items[start:start + CONCURRENCY]))
+    return found
+
+
+class MigrationHandlers:
+    def __init__(self, store: Store, devices: DeviceRecords, waves: Waves, policies: Policies, clock: Clock,
+                 executor: StepExecutor, *, max_attempts: int = 3, observer: MigrationObserver | None = None) -> None:
+        self.devices = devices
+        self.waves = waves
+        self.policies = policies
+        self.sites = Sites(store)
+        self._clock = clock
+        self._executor = executor
+        self._max_attempts = max_attempts
+        self._observer = observer or MigrationObserver()
+
+    # -- policy ---------------------------------------------------------------------------
+
+    async def policy(self) -> Policy:
+        return await self.policies.get("policy")
+
+    async def set_policy(self, spec: PolicySpec, expected_version: int | None = None) -> PolicyView:
+        """Store the policy, then reassess the devices the change concerns (all of them for a
+        new target, minimum, scope or lifecycle; only those carrying a changed application
+        for a catalogue change). Announces only the verdicts that changed."""
+        current = await self.policies.load("policy")
+        if current is None:
+            try:
+                policy = await self.policies.insert(domain.set_policy(None, spec, self._clock.now()))
+            except AlreadyStored:
+                raise Conflict("the policy was set concurrently; read it and retry") from None
+        else:
+            policy = await self.policies.mutate("policy", expected_version,
+                                                lambda p: _decide(lambda: domain.set_policy(p, spec,
+                                                                                            self._clock.now())))
+        if current is not None and policy.version == current.version:
+            return PolicyView(policy, domain.support_warning(policy), 0)
+        count = await self.reassess(domain.affected_by(current, spec), policy)
+        return PolicyView(policy, domain.support_warning(policy), count)
+
+    async def reassess(self, affected: domain.Affected, policy: Policy) -> int:
+        """Reassess every stored record the change concerns, a page at a time by ``_id``."""
+        count, after = 0, None
+        while True:
+            page = await self.devices.page({}, after=after, limit=1000)
+            concerned = [r for r in page.items if affected.concerns(r.applications)]
+            count += len(concerned)
+            await _gather(concerned, lambda r: self._reassess_one(r.asset_tag, policy))
+            if page.last is None:
+                return count
+            after = page.last
+
+    async def _reassess_one(self, tag: str, policy: Policy) -> None:
+        before: list[DeviceRecord] = []
+
+        def decide(r: DeviceRecord) -> Change[DeviceRecord]:
+            before[:] = [r]
+            return domain.reassess(r, policy, self._clock.now())
+
+        after = await self.devices.mutate(tag, None, decide)
+        await self._project(before[0] if before else None, after)
+
+    # -- devices from inventory -----------------------------------------------------------
+
+    async def on_device(self, envelope: Envelope) -> None:
+        """A device registered or updated in inventory: keep its facts, assess it."""
+        if envelope.type == "inventory.device.registered.v1":
+            device: DeviceSnapshot = DeviceRegisteredV1.model_validate(envelope.data).device
+        else:
+            device = DeviceUpdatedV1.model_validate(envelope.data).device
+        policy = await self.policies.load("policy")
+        for _ in range(3):
+            record = await self.devices.load(device.asset_tag)
+            change = domain.observe(record, device, policy, self._clock.now())
+            if change is None:
+                return
+            if record is None:
+                try:
+                    after = await self.devices.insert(change)
+                except AlreadyStored:
+                    continue  # a concurrent delivery stored it first: decide on what it stored
+            else:
+                after = await self.devices.mutate(
+                    device.asset_tag, None,
+                    lambda r: domain.observe(r, device, policy, self._clock.now()) or Change(r))
+            await self._project(record, after)
+            return
+
+    async def _project(self, before: DeviceRecord | None, after: DeviceRecord) -> None:
+        """Keep the site projection in step with the record's verdict (and its move, if any)."""
+        outcome = after.readiness.outcome if after.readiness is not None else None
+        if before is not None and before.readiness is not None and after.readiness is not None \
+                and before.readiness.outcome == outcome and before.location == after.location \
+                and before.replaced_by == after.replaced_by:
+            return
+        if outcome is not None:
+            self._observer.assessed(outcome)
+        if before is not None and before.location.site != after.location.site:
+            await self.sites.leave(before.location.site, after.asset_tag)
+        ready = after.kind.value if outcome is Readiness.UPGRADE_IN_PLACE else None
+        awaiting = None
+        if outcome in domain.NEEDS_REPLACEMENT and after.replaced_by is None:
+            policy = await self.policies.load("policy")
+            kind = after.kind if outcome is Readiness.REPLACE or policy is None else policy.replacement_kind
+            awaiting = kind.value
+        await self.sites.place(after.location.site, after.location.borough, after.asset_tag, ready=ready,
+                               awaiting=awaiting)
+
+    async def device(self, tag: str) -> DeviceRecord:
+        return await self.devices.get(tag)
+
+    async def device_page(self, *, after: str | None, limit: int) -> Page[DeviceRecord]:
+        return await self.devices.page({}, after=after, limit=limit)
+
+    # -- replacement and disposal ---------------------------------------------------------
+
+    async def on_delivery(self, envelope: Envelope) -> None:
+        """Each delivered device replaces the first device at the delivery's site awaiting a
+        device of its kind; the site claims the pair in one write, so a redelivery finds the
+        same pair and changes nothing."""
+        delivery = DeliveryReceivedV1.model_validate(envelope.data)
+        site = delivery.location.site
+        for new in delivery.devices:
+            old = await self.sites.claim(site, new.asset_tag, new.kind.value)
+            if old is None:
+                continue
+            await self.devices.mutate(old, None, lambda r, n=new: _decide(  # type: ignore[misc]
+                lambda: domain.pair(r, n.asset_tag, n.kind, self._clock.now())))
+
+    async def request_disposal(self, tag: str, record: Sanitisation, expected_version: int | None) -> DeviceRecord:
+        return await self.devices.mutate(tag, expected_version, lambda r: _decide(
+            lambda: domain.request_disposal(r, record, self._clock.now())))
+
+    # -- waves ----------------------------------------------------------------------------
+
+    async def plan_wave(self, spec: WaveSpec) -> Wave:
+        policy = await self.policies.load("policy")
+        if policy is None:
+            raise Conflict("no migration policy is set; set one before planning waves")
+        sites: dict[str, Document] = {}
+        for i, name in enumerate(spec.sites):
+            doc = await self.sites.get(name)
+            if doc is None:
+                raise InvalidInput(f"unknown site {name!r}", [FieldError(f"body.sites.{i}", "no device at this site")])
+            sites[name] = doc
+        if spec.boroughs:
+            found = await self.sites.in_boroughs(spec.boroughs)
+            missing = sorted(set(spec.boroughs) - {str(d.get("borough")) for d in found})
+            if missing:
+                raise InvalidInput(f"no device is recorded in borough {missing[0]!r}",
+                                   [FieldError("body.boroughs", f"unknown borough {missing[0]!r}")])
+            sites.update((str(d["_id"]), d) for d in found)
+        kinds = {k.value for k in (spec.kinds or policy.scope)}
+        tags = sorted(t for d in sites.values() for t, k in (d.get("ready") or {}).items() if k in kinds)
+        records = await self.devices.load_many(tags)
+        free = [t for t in tags if t in records and _plannable(records[t])]
+        if spec.max_devices is not None:
+            free = free[:spec.max_devices]
+        if spec.gate is not None:
+            await self.waves.get(spec.gate.after_wave)
+        wave_id = f"W-{uuid.uuid4().hex[:8].upper()}"
+        wave = await self.waves.insert(_decide(lambda: domain.plan_wave(wave_id, spec, free, self._clock.now())))
+        scheduled = await _gather(list(enumerate(wave.devices)), lambda p: self._schedule(wave, p, policy))
+        kept = [t for t, ok in zip(wave.devices, scheduled, strict=True) if ok]
+        if len(kept) != len(wave.devices):  # lost to a concurrent plan: the wave keeps the rest
+            wave = await self.waves.mutate(wave_id, None, lambda w: _refit(w, kept))
+        return wave
+
+    async def _schedule(self, wave: Wave, pair: tuple[int, str], policy: Policy) -> bool:
+        index, tag = pair
+        try:
+            await self.devices.mutate(tag, None, lambda r: domain.schedule(r, wave.wave_id, wave.day_of(index),
+                                                                           policy.target, self._clock.now()))
+        except (domain.StateError, NotStored):
+            return False
+        return True
+
+    async def wave(self, wave_id: str) -> Wave:
+        return await self.waves.get(wave_id)
+
+    async def all_waves(self) -> list[Wave]:
+        return await self.waves.every()
+
+    async def pause(self, wave_id: str, reason: str | None, expected_version: int | None) -> Wave:
+        return await self.waves.mutate(wave_id, expected_version, lambda w: _decide(
+            lambda: domain.pause_wave(w, reason, self._clock.now())))
+
+    async def resume(self, wave_id: str, expected_version: int | None) -> Wave:
+        now = self._clock.now()
+        wave = await self.waves.mutate(wave_id, expected_version, lambda w: _decide(
+            lambda: domain.resume_wave(w, now.date(), now)))
+        policy = await self.policies.get("policy")
+        pending = list(enumerate(wave.devices))[wave.started:]
+        await _gather(pending, lambda p: self._schedule(wave, p, policy))
+        return wave
+
+    async def cancel(self, wave_id: str, reason: str | None, expected_version: int | None) -> Wave:
+        wave = await self.waves.mutate(wave_id, expected_version, lambda w: _decide(
+            lambda: domain.cancel_wave(w, reason, self._clock.now())))
+        why = f"wave cancelled: {reason}" if reason else "wave cancelled"
+        await _gather(wave.devices[wave.started:], lambda t: self.devices.mutate(
+            t, None, lambda r: domain.unschedule(r, why[:120], self._clock.now())))
+        return wave
+
+    async def recommend_pilot(self, sites: list[str]) -> tuple[list[str], set[str], int]:
+        """Devices at ``sites`` ready to upgrade that cover every critical application and
+        hardware model found there; with how many items there were to cover."""
+        policy = await self.policy()
+        critical = {n for n, e in policy.catalogue.items() if e.critical}
+        tags = []
+        for site in sites:
+            doc = await self.sites.get(site)
+            if doc is None:
+                raise InvalidInput(f"unknown site {site!r}", [FieldError("query.site", "no device at this site")])
+            tags += list(doc.get("ready") or {})
+        records = await self.devices.load_many(tags)
+        items = {t: {f"app:{a}" for a in r.applications if a in critical} | {f"model:{r.hardware.model}"}
+                 for t, r in records.items() if r.wave_id is None}
+        must = set().union(*items.values()) if items else set()
+        chosen, missing = domain.recommend_pilot(items, must)
+        return chosen, missing, len(must)
+
+    # -- the wave job ---------------------------------------------------------------------
+
+    async def advance(self) -> None:
+        """One turn of every wave that has work: start it when due and its gate is open, run
+        the due step of each active device, count the ended ones, admit the day's devices."""
+        waves = await self.waves.every()
+        by_id = {w.wave_id: w for w in waves}
+        for wave in waves:
+            if wave.state in domain.TERMINAL_WAVES and not wave.active:
+                continue
+            await self._advance_wave(wave, by_id)
+
+    async def _advance_wave(self, wave: Wave, by_id: dict[str, Wave]) -> None:
+        now = self._clock.now()
+        if wave.state is WaveState.PLANNED:
+            previous = by_id.get(wave.gate.after_wave) if wave.gate is not None else None
+            wave = await self.waves.mutate(wave.wave_id, None, lambda w: domain.start_wave(
+                w, now.date(), domain.gate_open(w, previous), now))
+        records = await self.devices.load_many(wave.active)
+        results = await _gather(list(records.values()), self._step)
+        ended = {r.asset_tag: r.saga.state for r in results if r.saga is not None and r.saga.ended}
+        ended.update({t: SagaState.FAILED for t in wave.active if t not in records})  # vanished: counted failed
+        before = wave.started
+        wave = await self.waves.mutate(wave.wave_id, None, lambda w: domain.take_turn(w, now.date(), ended, now))
+        admitted = wave.devices[before:wave.started]
+        await _gather(admitted, lambda t: self.devices.mutate(t, None, lambda r: _start(r, now)))
+
+    async def _step(self, record: DeviceRecord) -> DeviceRecord:
+        saga = record.saga
+        now = self._clock.now()
+        if saga is None or saga.ended or saga.next_step is None or (saga.due_at is not None and saga.due_at > now):
+            return record
+        step, attempt = saga.next_step, saga.attempt
+        started = time.perf_counter()
+        result = await self._executor.run(record.asset_tag, step, attempt)
+        self._observer.step(step.value, result.ok, time.perf_counter() - started + result.duration_s)
+        after = await self.devices.mutate(record.asset_tag, None, lambda r: domain.step_done(
+            r, step, attempt, result, self._max_attempts, self._clock.now()))
+        if after.saga is not None and after.saga.ended and not saga.ended:
+            self._observer.saga_ended(after.saga.state)
+        return after
+
+
+def _plannable(record: DeviceRecord) -> bool:
+    """Ready to upgrade in place, in no wave, not migrated already."""
+    return (record.wave_id is None and record.readiness is not None
+            and record.readiness.outcome is Readiness.UPGRADE_IN_PLACE
+            and (record.saga is None or record.saga.state is not SagaState.MIGRATED))
+
+
+def _start(record: DeviceRecord, now: datetime) -> Change[DeviceRecord]:
+    try:
+        return domain.start(record, now)
+    except domain.StateError:  # taken out of the wave meanwhile
+        return Change(record)
+
+
+def _refit(wave: Wave, kept: list[str]) -> Change[Wave]:
+    """The wave's devices after some were lost to a concurrent plan (written, not announced:
+    the devices lost were never scheduled in it)."""
+    return _RevisedWave(wave.model_copy(update={"devices": kept, "version": wave.version + 1}), [])
+
+
+@dataclass(frozen=True)
+class _RevisedWave(Change[Wave]):
+    @property
+    def changed(self) -> bool:
+        return True

@@ -1,0 +1,124 @@
+"""Migration's collections: one document per device record (asset tag), per wave (wave id), the
+policy (one document), and a per-site projection listing the devices ready to upgrade and those
+awaiting a replacement, so waves and pairing read sites by ``_id`` instead of filtering devices."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts.envelope import new_envelope
+from contracts.migration import DEVICES_TOPIC, POLICY_KEY, POLICY_TOPIC, WAVES_TOPIC
+from contracts.registry import event_type
+from services.migration.domain import DeviceRecord, Policy, Wave
+from services.runtime.changes import Change
+from services.runtime.outbox import outbox_entries
+from services.runtime.repository import Repository
+from services.runtime.store import Collection, Document, Store
+
+SOURCE = "/estate/migration"
+ASSET_TAG_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
+WAVE_ID_PATTERN = r"^W-[0-9A-F]{8}$"
+
+
+class DeviceRecords(Repository[DeviceRecord]):
+    collection_name = "migration_devices"
+    topic = DEVICES_TOPIC
+    source = SOURCE
+    model = DeviceRecord
+    noun = "device"
+    key_name = "asset tag"
+
+    def key(self, value: DeviceRecord) -> str:
+        return value.asset_tag
+
+    def entries(self, change: Change[DeviceRecord], trace: dict[str, str] | None = None) -> list[Document]:
+        """Each event on its own type's topic: a replacement need travels to procurement on
+        ``migration.replacements`` keyed by its need id; the rest by asset tag."""
+        now, tag = self._clock.now(), self.key(change.value)
+        found: list[Document] = []
+        for name, data in change.events:
+            subject = str(getattr(data, "need_id", tag)) if name == "migration.replacement.needed.v1" else tag
+            envelope = new_envelope(type=name, source=self.source, subject=subject, time=now, data=data)
+            found += outbox_entries([envelope], event_type(name).topic, trace)
+        return found
+
+
+class Waves(Repository[Wave]):
+    collection_name = "migration_waves"
+    topic = WAVES_TOPIC
+    source = SOURCE
+    model = Wave
+    noun = "wave"
+    key_name = "id"
+
+    def key(self, value: Wave) -> str:
+        return value.wave_id
+
+    async def every(self) -> list[Wave]:
+        """All waves (a handful a month: a small collection, read whole)."""
+        return [self.from_document(d) for d in await self.collection.find({}, sort=[("_id", 1)])]
+
+
+class Policies(Repository[Policy]):
+    collection_name = "migration_policy"
+    topic = POLICY_TOPIC
+    source = SOURCE
+    model = Policy
+    noun = "policy"
+    key_name = "key"
+
+    def key(self, value: Policy) -> str:
+        return POLICY_KEY
+
+
+class Sites:
+    """``{_id: site, borough, ready: {tag: kind}, awaiting: {tag: needed kind}, paired: {new: old}}``,
+    changed by ``$set``/``$unset`` of one tag at a time (idempotent, no version needed)."""
+
+    def __init__(self, store: Store) -> None:
+        self.collection: Collection = store.collection("migration_sites")
+
+    async def get(self, site: str) -> Document | None:
+        return await self.collection.find_one({"_id": site})
+
+    async def in_boroughs(self, boroughs: list[str]) -> list[Document]:
+        """A few hundred sites: read whole, small."""
+        return [d for d in await self.collection.find({}, sort=[("_id", 1)]) if d.get("borough") in boroughs]
+
+    async def place(self, site: str, borough: str | None, tag: str, *, ready: str | None,
+                    awaiting: str | None) -> None:
+        sets: dict[str, Any] = {"borough": borough}
+        unsets: dict[str, Any] = {}
+        for field, value in (("ready", ready), ("awaiting", awaiting)):
+            if value is None:
+                unsets[f"{field}.{tag}"] = ""
+            else:
+                sets[f"{field}.{tag}"] = value
+        update: dict[str, Any] = {"$set": sets}
+        if unsets:
+            update["$unset"] = unsets
+        await self.collection.update_one({"_id": site}, update, upsert=True)
+
+    async def leave(self, site: str, tag: str) -> None:
+        await self.collection.update_one({"_id": site}, {"$unset": {f"ready.{tag}": "", f"awaiting.{tag}": ""}})
+
+    async def claim(self, site: str, replacement: str, kind: str) -> str | None:
+        """The old device ``replacement`` replaces at ``site``: the one it was paired with, or
+        the first awaiting a device of its kind, claimed in one single-document write."""
+        for _ in range(5):
+            doc = await self.get(site)
+            if doc is None:
+                return None
+            known = (doc.get("paired") or {}).get(replacement)
+            if known is not None:
+                return str(known)
+            waiting = sorted(t for t, k in (doc.get("awaiting") or {}).items() if k == kind)
+            if not waiting:
+                return None
+            old = waiting[0]
+            won = await self.collection.find_one_and_update(
+                {"_id": site, f"awaiting.{old}": kind},
+                {"$unset": {f"awaiting.{old}": ""}, "$set": {f"paired.{replacement}": old}})
+            if won is not None:
+                return old
+        return None
