@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Self
+from typing import Self, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -39,6 +39,8 @@ from contracts.migration import (
     WaveState,
 )
 from services.runtime.changes import Change
+
+V = TypeVar("V")
 
 
 class DomainError(ValueError):
@@ -339,8 +341,9 @@ DeviceChange = Change[DeviceRecord]
 
 
 @dataclass(frozen=True)
-class Revised(Change[DeviceRecord]):
-    """A record whose facts changed without anything to announce: written all the same."""
+class Revised(Change[V]):
+    """A value that changed without anything to announce (facts kept, a wave's daily
+    admission): written all the same."""
 
     @property
     def changed(self) -> bool:
@@ -704,7 +707,7 @@ def take_turn(wave: Wave, today: date, ended: dict[str, SagaState], now: datetim
         after = after.model_copy(update={"state": WaveState.COMPLETED})
         events.append(("migration.wave.completed.v1", ev.WaveCompletedV1(
             wave_id=wave.wave_id, state=after.state, progress=after.progress(), occurred_at=now)))
-    return Change(after, events)
+    return Revised(after, events)
 
 
 def recommend_pilot(candidates: dict[str, set[str]], must_cover: set[str]) -> tuple[list[str], set[str]]:

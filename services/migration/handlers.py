@@ -348,11 +348,5 @@ def _start(record: DeviceRecord, now: datetime) -> Change[DeviceRecord]:
 def _refit(wave: Wave, kept: list[str]) -> Change[Wave]:
     """The wave's devices after some were lost to a concurrent plan (written, not announced:
     the devices lost were never scheduled in it)."""
-    return _RevisedWave(wave.model_copy(update={"devices": kept, "version": wave.version + 1}), [])
+    return domain.Revised(wave.model_copy(update={"devices": kept, "version": wave.version + 1}), [])
 
-
-@dataclass(frozen=True)
-class _RevisedWave(Change[Wave]):
-    @property
-    def changed(self) -> bool:
-        return True
