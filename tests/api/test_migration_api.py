@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -33,7 +34,7 @@ async def _until(check: object, what: str, timeout_s: float = 5.0) -> None:
         await asyncio.sleep(0.02)
 
 
-async def _assessed(client: httpx.AsyncClient, tag: str) -> dict[str, object]:
+async def _assessed(client: httpx.AsyncClient, tag: str) -> dict[str, Any]:
     async def ready() -> bool:
         got = await client.get(f"/migration/devices/{tag}")
         return got.status_code == 200 and got.json()["readiness"] is not None
