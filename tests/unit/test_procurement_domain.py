@@ -32,7 +32,7 @@ SPRINT = FRAMEWORKS["SPRINT-II"]
 
 def award_spec(**overrides: object) -> AwardSpec:
     values: dict[str, object] = {
-        "contract_id": "CO-1", "title": "Laptops", "framework_id": "SPRINT-II", 
+        "contract_id": "CO-1", "title": "Laptops", "framework_id": "SPRINT-II",
         "lot": "Lot 1: IT equipment", "supplier": "Dell",
         "category": SpendCategory.END_USER_DEVICES, "classification": SpendClass.MODERN,
         "route": AwardRoute.FURTHER_COMPETITION, "value_pence": 100_000_000, "start": date(2015, 4, 1),
