@@ -98,8 +98,11 @@ async def setup(runtime: Runtime) -> None:
 
     runtime.run_periodically("contract notice windows", settings.expiry_check_interval_s, check_contracts)
     if settings.load_sample_estate:
-        runtime.load_in_background("the sample call-off contracts",
-                                   lambda: load_sample_contracts(handlers, runtime.clock.now().date()))
+        async def load_samples() -> None:
+            await load_sample_contracts(handlers, runtime.clock.now().date())
+            await check_contracts()  # those in their notice window are announced now, not in an hour
+
+        runtime.load_in_background("the sample call-off contracts", load_samples)
 
 
 def unit() -> ServiceUnit:

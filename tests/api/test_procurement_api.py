@@ -211,3 +211,19 @@ async def test_expiring_lists_contracts_in_their_notice_window(writer: httpx.Asy
     assert [c["contract_id"] for c in expiring["items"]] == ["CO-SOON"]
     wide = (await writer.get(f"{BASE}/contracts/expiring", params={"within_days": 1000})).json()
     assert [c["contract_id"] for c in wide["items"]] == ["CO-SOON", "CO-LAPTOPS"]
+
+
+async def test_metrics_count_requests_by_state_spend_and_expiring_contracts(
+        app: FastAPI, settings: Settings, writer: httpx.AsyncClient) -> None:
+    await _submitted(writer)
+    assert (await writer.post(f"{BASE}/contracts", json=contract(
+        contract_id="CO-SOON", start="2014-01-01", initial_term_months=24))).status_code == 201
+    handlers = app.state.runtime.services["procurement"]
+    metrics = app.state.runtime.service_metrics["procurement"]
+    metrics.notices.inc(await handlers.announce_expiring())
+    await metrics.refresh(handlers)
+    text = (await writer.get("/metrics")).text
+    assert 'procurement_requests{state="submitted"} 1.0' in text
+    assert "procurement_contracts_expiring 1.0" in text
+    assert "procurement_contract_expiry_notices_total 1.0" in text
+    assert 'procurement_spend_committed_pence{category="end_user_devices",year="2015-16"} 0.0' in text
