@@ -7,7 +7,10 @@ Three streams, each keyed by its aggregate's id so one aggregate's events stay i
 - ``procurement.purchases`` (key = request id): a purchase request was raised, approved,
   rejected or ordered;
 - ``procurement.deliveries`` (key = delivery id): devices arrived; inventory registers each
-  delivered device once.
+  delivered device once;
+- ``procurement.budget`` (key = budget id, ``programme``): the programme budget's allocation by
+  year and category was set (committed and delivered spend follow from the ordered and
+  delivered events).
 
 Money is whole pence (``*_pence``, integers), never floats. Every event carries the framework,
 lot, category, legacy/modern classification and supplier, so a read model (spend against
@@ -36,6 +39,7 @@ from contracts.common import (
 CONTRACTS_TOPIC = "procurement.contracts"
 PURCHASES_TOPIC = "procurement.purchases"
 DELIVERIES_TOPIC = "procurement.deliveries"
+BUDGET_TOPIC = "procurement.budget"
 
 Pence = Annotated[int, Field(ge=0, le=10**13, description="Whole pence (GBP 1.00 = 100)")]
 BudgetYear = Annotated[str, StringConstraints(pattern=r"^20[0-9]{2}-[0-9]{2}$"),
@@ -253,3 +257,20 @@ class DeliveryReceivedV1(Contract):
     value_pence: Pence | None = Field(default=None, description="Value of the devices in this delivery")
     ordered_quantity: int | None = Field(default=None, ge=1)
     delivered_quantity: int | None = Field(default=None, ge=1, description="Delivered so far, this one included")
+
+
+class BudgetAllocation(Contract):
+    year: BudgetYear
+    category: SpendCategory
+    allocated_pence: Pence
+
+
+class BudgetAllocatedV1(Contract):
+    """The programme budget's allocation as it now stands (the whole of it, not a change)."""
+
+    budget_id: ShortText
+    name: ShortText
+    total_pence: Pence
+    lines: list[BudgetAllocation] = Field(min_length=1, max_length=200)
+    version: int = Field(ge=1)
+    allocated_at: AwareDatetime

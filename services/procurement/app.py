@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from contracts.procurement import CONTRACTS_TOPIC, DELIVERIES_TOPIC, PURCHASES_TOPIC, RequestState
+from contracts.procurement import BUDGET_TOPIC, CONTRACTS_TOPIC, DELIVERIES_TOPIC, PURCHASES_TOPIC, RequestState
 from services.procurement import consumers
 from services.procurement.api import router
 from services.procurement.domain import Thresholds
@@ -107,7 +107,7 @@ async def setup(runtime: Runtime) -> None:
 
 def unit() -> ServiceUnit:
     return ServiceUnit(name=NAME, title="Estate procurement", router=router,
-                       publishes=(CONTRACTS_TOPIC, PURCHASES_TOPIC, DELIVERIES_TOPIC),
+                       publishes=(CONTRACTS_TOPIC, PURCHASES_TOPIC, DELIVERIES_TOPIC, BUDGET_TOPIC),
                        settings=ProcurementSettings, metrics=ProcurementMetrics, setup=setup)
 
 

@@ -29,6 +29,8 @@ from contracts.procurement import (
     Approval,
     ApprovalKind,
     AwardRoute,
+    BudgetAllocatedV1,
+    BudgetAllocation,
     BudgetYear,
     ContractAwardedV1,
     ContractExpiringV1,
@@ -618,15 +620,36 @@ class Budget(_Model):
         return sum(c.value_pence for c in self.commitments.values() if c.year == year and c.category is category)
 
 
-def new_budget(budget_id: str, name: str, lines: list[BudgetLine]) -> Budget:
-    return Budget(budget_id=budget_id, name=name, lines=lines, version=1)
+def _allocated(budget: Budget, now: datetime) -> tuple[str, BaseModel]:
+    return ("procurement.budget.allocated.v1", BudgetAllocatedV1(
+        budget_id=budget.budget_id, name=budget.name, total_pence=sum(line.allocated_pence for line in budget.lines),
+        lines=[BudgetAllocation(**line.model_dump()) for line in budget.lines], version=budget.version,
+        allocated_at=now))
 
 
-def reallocate(budget: Budget, name: str, lines: list[BudgetLine]) -> Change[Budget]:
+def _check_lines(lines: list[BudgetLine]) -> None:
+    seen: set[tuple[str, SpendCategory]] = set()
+    for i, line in enumerate(lines):
+        if (line.year, line.category) in seen:
+            raise RuleBroken(f"{line.year} {line.category.value} is allocated twice", f"lines.{i}")
+        seen.add((line.year, line.category))
+    if sum(line.allocated_pence for line in lines) > MAX_PENCE:
+        raise RuleBroken(f"the lines add up to more than {pounds(MAX_PENCE)}", "lines")
+
+
+def new_budget(budget_id: str, name: str, lines: list[BudgetLine], now: datetime) -> Change[Budget]:
+    _check_lines(lines)
+    budget = Budget(budget_id=budget_id, name=name, lines=lines, version=1)
+    return Change(budget, [_allocated(budget, now)])
+
+
+def reallocate(budget: Budget, name: str, lines: list[BudgetLine], now: datetime) -> Change[Budget]:
+    """A new allocation; the commitments and spend against the budget stay."""
+    _check_lines(lines)
     if budget.name == name and budget.lines == lines:
         return Change(budget)
     after = budget.model_copy(update={"name": name, "lines": lines, "version": budget.version + 1})
-    return Change(after, [(STORED_ONLY, after)])
+    return Change(after, [_allocated(after, now)])
 
 
 def commit(budget: Budget, request: PurchaseRequest) -> Change[Budget]:

@@ -265,13 +265,15 @@ class ProcurementHandlers:
 
     async def set_budget(self, name: str, lines: list[BudgetLine]) -> Budget:
         """The programme budget's allocation (the commitments and spend against it stay)."""
-        current = await self.budgets.load(BUDGET_ID)
-        if current is None:
+        now = self._clock.now()
+        if await self.budgets.load(BUDGET_ID) is None:
+            change = _decide(lambda n: domain.new_budget(BUDGET_ID, n, lines, now), name)
             try:
-                return await self.budgets.insert(Change(domain.new_budget(BUDGET_ID, name, lines)))
+                return await self.budgets.insert(change)
             except AlreadyStored:
                 pass
-        return await self.budgets.mutate(BUDGET_ID, None, lambda b: domain.reallocate(b, name, lines))
+        return await self.budgets.mutate(BUDGET_ID, None, lambda b: _decide(
+            lambda x: domain.reallocate(x, name, lines, now), b))
 
     async def budget(self) -> Budget:
         found = await self.budgets.load(BUDGET_ID)

@@ -5,7 +5,13 @@ read by ``_id``; each change is one version-guarded write carrying its events (t
 from __future__ import annotations
 
 from contracts.envelope import new_envelope
-from contracts.procurement import CONTRACTS_TOPIC, DELIVERIES_TOPIC, PURCHASES_TOPIC, DeliveryReceivedV1
+from contracts.procurement import (
+    BUDGET_TOPIC,
+    CONTRACTS_TOPIC,
+    DELIVERIES_TOPIC,
+    PURCHASES_TOPIC,
+    DeliveryReceivedV1,
+)
 from services.procurement.domain import STORED_ONLY, Budget, CallOff, Framework, PurchaseRequest
 from services.runtime.changes import Change
 from services.runtime.outbox import outbox_entries
@@ -72,7 +78,7 @@ class RequestStore(_ProcurementRepository[PurchaseRequest]):
 
 class BudgetStore(_ProcurementRepository[Budget]):
     collection_name = "budgets"
-    topic = PURCHASES_TOPIC  # the budget announces nothing; orders announce the commitments
+    topic = BUDGET_TOPIC  # its allocation; orders and deliveries announce what is spent against it
     model = Budget
     noun = "budget"
     key_name = "id"

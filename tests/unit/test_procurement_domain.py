@@ -216,7 +216,7 @@ def test_submission_needs_a_running_contract_under_the_same_framework() -> None:
 
 def test_an_order_over_what_is_left_is_refused_with_the_figures() -> None:
     budget = domain.new_budget("programme", "p", [BudgetLine(year="2015-16", category=SpendCategory.END_USER_DEVICES,
-                                                             allocated_pence=2000_00)])
+                                                             allocated_pence=2000_00)], NOW).value
     request = domain.approve(submitted(value_each=899_00), "a", ApprovalKind.APPROVER, NOW).value
     budget = domain.commit(budget, request).value
     assert not domain.commit(budget, request).changed  # the same request commits once
@@ -263,3 +263,14 @@ def test_a_need_joins_a_draft_once() -> None:
     assert not again.changed
     more = domain.add_need(draft, NeedLine(need_id="N2", site="B", quantity=3), NOW).value
     assert (more.quantity, more.site) == (5, None)
+
+
+def test_a_budget_allocation_is_announced_whole_and_refuses_a_line_twice() -> None:
+    line = BudgetLine(year="2015-16", category=SpendCategory.HOSTING, allocated_pence=5_00)
+    created = domain.new_budget("programme", "p", [line, line.model_copy(update={"year": "2016-17"})], NOW)
+    [(name, event)] = created.events
+    assert name == "procurement.budget.allocated.v1" and event.total_pence == 10_00  # type: ignore[attr-defined]
+    with pytest.raises(RuleBroken, match="2015-16 hosting is allocated twice") as twice:
+        domain.reallocate(created.value, "p", [line, line], NOW)
+    assert twice.value.field == "lines.1"
+    assert not domain.reallocate(created.value, "p", created.value.lines, NOW).changed

@@ -11,6 +11,8 @@ from contracts.procurement import (
     Approval,
     ApprovalKind,
     AwardRoute,
+    BudgetAllocatedV1,
+    BudgetAllocation,
     ContractAwardedV1,
     ContractExpiringV1,
     ContractSnapshot,
@@ -95,6 +97,15 @@ def _purchase_events() -> list[Envelope]:
     return [new_envelope(type=n, source="/procurement", subject=s, time=T0, data=e) for s, n, e in events]
 
 
+def _budget_event() -> Envelope:
+    lines = [BudgetAllocation(year="2015-16", category=SpendCategory.END_USER_DEVICES, allocated_pence=15_000_000_00),
+             BudgetAllocation(year="2015-16", category=SpendCategory.SUPPORT, allocated_pence=12_500_000_00)]
+    event = BudgetAllocatedV1(budget_id="programme", name="Total Technology Strategy 2014-17 (GBP 200m)",
+                              total_pence=27_500_000_00, lines=lines, version=1, allocated_at=T0)
+    return new_envelope(type="procurement.budget.allocated.v1", source="/procurement", subject="programme",
+                        time=T0, data=event)
+
+
 def examples() -> list[Envelope]:
     delivery = DeliveryReceivedV1(
         delivery_id="DEL-1", order_id="PO-7", framework="RM6068", supplier="Dell", received_at=T0,
@@ -111,7 +122,7 @@ def examples() -> list[Envelope]:
         lot="Lot 1: IT hardware", category=SpendCategory.END_USER_DEVICES, classification=SpendClass.MODERN,
         budget_year="2015-16", unit_price_pence=899_00, value_pence=899_00, ordered_quantity=2,
         delivered_quantity=1)
-    return [*_contract_events(), *_purchase_events(),
+    return [*_contract_events(), *_purchase_events(), _budget_event(),
             new_envelope(type="procurement.delivery.received.v1", source="/procurement",
                          subject="DEL-1", time=T0, data=delivery),
             new_envelope(type="procurement.delivery.received.v1", source="/procurement",
