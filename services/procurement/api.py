@@ -26,7 +26,7 @@ from services.procurement.domain import (
     Submission,
     Variation,
 )
-from services.procurement.handlers import BudgetFigure, ProcurementHandlers, figures
+from services.procurement.handlers import BudgetFigure, ProcurementHandlers, Supplier, figures
 from services.procurement.store import ID_PATTERN
 from services.runtime.auth import Admin, Reader, Role, Writer
 from services.runtime.conditional import IfMatch, etag, expected_version
@@ -138,6 +138,13 @@ async def expiring(handlers: Handlers, _: Reader, within_days: Annotated[int | N
                    ) -> Expiring:
     days = within_days or handlers.policy.notice_days
     return Expiring(within_days=days, items=await handlers.expiring(days))
+
+
+@router.get("/suppliers", response_model=list[Supplier],
+            summary="Suppliers the programme holds call-offs with: their contracts and value, legacy and modern",
+            responses=problem_responses(*PROTECTED))
+async def suppliers(handlers: Handlers, _: Reader) -> list[Supplier]:
+    return await handlers.suppliers()
 
 
 @router.get("/contracts/{contract_id}", response_model=CallOff, summary="One call-off contract, with its ETag",

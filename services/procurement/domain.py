@@ -23,6 +23,7 @@ from contracts.common import (
     Hardware,
     Location,
     OperatingSystem,
+    OsFamily,
     ShortText,
 )
 from contracts.procurement import (
@@ -541,6 +542,17 @@ class DeliveryNote(_Model):
     devices: list[DeliveredItem] = Field(min_length=1, max_length=5000)
 
 
+OS_FOR_KIND: dict[DeviceKind, frozenset[OsFamily]] = {
+    DeviceKind.DESKTOP: frozenset({OsFamily.WINDOWS, OsFamily.LINUX}),
+    DeviceKind.LAPTOP: frozenset({OsFamily.WINDOWS, OsFamily.LINUX}),
+    DeviceKind.TABLET: frozenset({OsFamily.WINDOWS, OsFamily.IOS, OsFamily.ANDROID}),
+    DeviceKind.BODY_WORN_CAMERA: frozenset({OsFamily.CAMERA_FIRMWARE}),
+}
+"""What each kind of device may run: inventory refuses a device that breaks this, so a delivery
+is checked here first, or its event could never be applied. (The same table as inventory's
+domain; it belongs in contracts/common.py, shared.)"""
+
+
 def receive(request: PurchaseRequest, note: DeliveryNote, now: datetime) -> Change[PurchaseRequest]:
     """Record a (possibly partial) delivery against an ordered request."""
     delivery_id = note.delivery_id or f"{request.order_id}-D{len(request.deliveries) + 1}"
@@ -558,6 +570,10 @@ def receive(request: PurchaseRequest, note: DeliveryNote, now: datetime) -> Chan
     tags: list[str] = []
     serials: list[str] = []
     for i, device in enumerate(note.devices):
+        if device.os.family not in OS_FOR_KIND[request.kind]:
+            allowed = ", ".join(sorted(f.value for f in OS_FOR_KIND[request.kind]))
+            raise RuleBroken(f"a {request.kind.value} cannot run {device.os.family.value}; expected one of {allowed}",
+                             f"devices.{i}.os.family")
         if device.asset_tag in seen_tags or device.asset_tag in tags:
             raise RuleBroken(f"asset tag {device.asset_tag} is delivered already", f"devices.{i}.asset_tag")
         if device.serial_number in seen_serials or device.serial_number in serials:

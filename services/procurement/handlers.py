@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from contracts.envelope import Envelope
 from contracts.migration import ReplacementNeededV1
-from contracts.procurement import ApprovalKind, NeedLine, RequestState
+from contracts.procurement import ApprovalKind, NeedLine, RequestState, SpendClass
 from services.procurement import domain
 from services.procurement.domain import (
     AwardSpec,
@@ -47,6 +47,16 @@ class Policy:
     notice_days: int
     replacement_framework: str
     """The framework replacement needs are drafted under (grouped by it and the device kind)."""
+
+
+@dataclass(frozen=True)
+class Supplier:
+    name: str
+    contracts: list[str]
+    frameworks: list[str]
+    value_pence: int
+    legacy_pence: int
+    modern_pence: int
 
 
 @dataclass(frozen=True)
@@ -140,6 +150,17 @@ class ProcurementHandlers:
             if page.last is None:
                 return
             after = page.last
+
+    async def suppliers(self) -> list[Supplier]:
+        """Each supplier the programme holds call-offs with, and what they are worth."""
+        held: dict[str, list[CallOff]] = {}
+        async for contract in self._all(self.contracts):
+            held.setdefault(contract.supplier, []).append(contract)
+        return [Supplier(name, [c.contract_id for c in cs], sorted({c.framework_name for c in cs}),
+                         sum(c.value_pence for c in cs),
+                         sum(c.value_pence for c in cs if c.classification is SpendClass.LEGACY),
+                         sum(c.value_pence for c in cs if c.classification is SpendClass.MODERN))
+                for name, cs in sorted(held.items())]
 
     async def expiring(self, within_days: int | None = None) -> list[CallOff]:
         """Contracts whose notice window (``within_days`` before the end, the configured

@@ -227,3 +227,12 @@ async def test_metrics_count_requests_by_state_spend_and_expiring_contracts(
     assert "procurement_contracts_expiring 1.0" in text
     assert "procurement_contract_expiry_notices_total 1.0" in text
     assert 'procurement_spend_committed_pence{category="end_user_devices",year="2015-16"} 0.0' in text
+
+
+async def test_suppliers_sum_their_call_offs_legacy_and_modern(writer: httpx.AsyncClient) -> None:
+    assert (await writer.post(f"{BASE}/contracts", json=contract())).status_code == 201
+    assert (await writer.post(f"{BASE}/contracts", json=contract(
+        contract_id="CO-OLD", classification="legacy", value_pence=5_00))).status_code == 201
+    [dell] = (await writer.get(f"{BASE}/suppliers")).json()
+    assert dell == {"name": "Dell", "contracts": ["CO-LAPTOPS", "CO-OLD"], "frameworks": ["Sprint ii"],
+                    "value_pence": 100_000_500, "legacy_pence": 5_00, "modern_pence": 100_000_000}

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from contracts.common import DeviceKind, Location
+from contracts.common import DeviceKind, Location, OperatingSystem, OsFamily
 from contracts.procurement import ApprovalKind, AwardRoute, NeedLine, RequestState, SpendCategory, SpendClass
 from services.procurement import domain
 from services.procurement.domain import (
@@ -250,6 +250,11 @@ def test_partial_deliveries_up_to_the_quantity_ordered() -> None:
         1, 899_00, "PO-PR-1-D1")
     with pytest.raises(RuleBroken, match="asset tag MPS-L-1 is delivered already"):
         domain.receive(first.value, note("MPS-L-1"), NOW)
+    camera = note("MPS-L-9").model_copy(update={"devices": [note("MPS-L-9").devices[0].model_copy(
+        update={"os": OperatingSystem(family=OsFamily.CAMERA_FIRMWARE, version="1.0")})]})
+    with pytest.raises(RuleBroken, match="a laptop cannot run camera_firmware") as wrong_os:
+        domain.receive(first.value, camera, NOW)
+    assert wrong_os.value.field == "devices.0.os.family"
     with pytest.raises(RuleBroken, match="at most 1 more, not 2"):
         domain.receive(first.value, note("MPS-L-2", "MPS-L-3"), NOW)
     done = domain.receive(first.value, note("MPS-L-2"), NOW + timedelta(days=1)).value
