@@ -689,14 +689,16 @@ def commit(budget: Budget, request: PurchaseRequest) -> Change[Budget]:
     return Change(after, [(STORED_ONLY, entry)])
 
 
-def spend(budget: Budget, delivery_id: str, request: PurchaseRequest, value_pence: int) -> Change[Budget]:
+def delivered_spend(request: PurchaseRequest, value_pence: int) -> Commitment:
+    assert request.budget_year is not None
+    return Commitment(year=request.budget_year, category=request.category, classification=request.classification,
+                      framework_id=request.framework_id, value_pence=value_pence)
+
+
+def spend(budget: Budget, delivery_id: str, entry: Commitment) -> Change[Budget]:
     """Record a delivery's value as delivered spend; the same delivery again changes nothing."""
     if delivery_id in budget.delivered:
         return Change(budget)
-    assert request.budget_year is not None
-    entry = Commitment(year=request.budget_year, category=request.category,
-                       classification=request.classification, framework_id=request.framework_id,
-                       value_pence=value_pence)
     after = budget.model_copy(update={"delivered": {**budget.delivered, delivery_id: entry},
                                       "version": budget.version + 1})
     return Change(after, [(STORED_ONLY, entry)])

@@ -13,13 +13,14 @@ from typing import TypeVar
 
 from contracts.envelope import Envelope
 from contracts.migration import ReplacementNeededV1
-from contracts.procurement import ApprovalKind, NeedLine, RequestState, SpendClass
+from contracts.procurement import ApprovalKind, DeliveryReceivedV1, NeedLine, RequestState, SpendClass
 from services.procurement import domain
 from services.procurement.domain import (
     AwardSpec,
     Budget,
     BudgetLine,
     CallOff,
+    Commitment,
     DeliveryNote,
     Framework,
     FrameworkSpec,
@@ -242,16 +243,28 @@ class ProcurementHandlers:
 
     async def deliver(self, request_id: str, note: DeliveryNote, expected: int | None) -> PurchaseRequest:
         """Record a delivery (its devices reach inventory through the event), then spend its
-        value against the budget, keyed by the delivery: sending the same delivery note again
-        changes nothing and finishes a spend a crash left out."""
+        value against the budget, keyed by the delivery. Should the process stop between the
+        two, the delivery event (stored with the delivery) finishes the spend when procurement
+        consumes it (``on_delivery_received``); either way it is counted once."""
         after = await self.requests.mutate(request_id, expected, lambda r: _decide(
             lambda x: domain.receive(x, note, self._clock.now()), r))
         record = (next((d for d in after.deliveries if d.delivery_id == note.delivery_id), None)
                   if note.delivery_id else after.deliveries[-1])
         if record is not None:
-            value = (after.unit_price_pence or 0) * len(record.asset_tags)
-            await self.budgets.mutate(BUDGET_ID, None, lambda b: domain.spend(b, record.delivery_id, after, value))
+            entry = domain.delivered_spend(after, (after.unit_price_pence or 0) * len(record.asset_tags))
+            await self.budgets.mutate(BUDGET_ID, None, lambda b: domain.spend(b, record.delivery_id, entry))
         return after
+
+    async def on_delivery_received(self, envelope: Envelope) -> None:
+        """Spend a delivery of a purchase request against the budget, if it is not already
+        (deliveries recorded without a request, by other means, are not this budget's)."""
+        d = DeliveryReceivedV1.model_validate(envelope.data)
+        if (d.request_id is None or d.budget_year is None or d.category is None or d.classification is None
+                or d.value_pence is None):
+            return
+        entry = Commitment(year=d.budget_year, category=d.category, classification=d.classification,
+                           framework_id=d.framework, value_pence=d.value_pence)
+        await self.budgets.mutate(BUDGET_ID, None, lambda b: domain.spend(b, d.delivery_id, entry))
 
     # -- replacement needs from migration -------------------------------------------------
 

@@ -15,7 +15,8 @@ from contracts.common import DeviceKind
 from contracts.envelope import Envelope, new_envelope
 from contracts.migration import ReplacementNeededV1
 from contracts.procurement import ApprovalKind, RequestState
-from services.procurement.domain import Submission, Thresholds
+from services.procurement import domain
+from services.procurement.domain import DeliveryNote, Submission, Thresholds
 from services.procurement.handlers import Policy, ProcurementHandlers
 from services.procurement.sample_data import load_sample_contracts, seed_reference_data
 from services.procurement.store import BudgetStore, ContractStore, FrameworkStore, RequestStore
@@ -26,6 +27,8 @@ from services.runtime.store.memory import MemoryStore
 
 pytestmark = pytest.mark.asyncio
 NOW = datetime(2015, 8, 3, 9, 0, tzinfo=UTC)
+HARDWARE = {"model": "L", "cpu_model": "i5", "cpu_arch": "x64", "cpu_cores": 2, "ram_mb": 8192, "disk_gb": 256,
+            "tpm": "2.0", "firmware": "uefi"}
 
 
 class RecordingRelay:
@@ -121,3 +124,28 @@ async def test_ordering_again_commits_once(world: tuple) -> None:  # type: ignor
     assert len(relay.events("procurement.purchase.ordered.v1")) == 1
     with pytest.raises(Conflict, match="only a draft can be submitted"):
         await handlers.submit(rid, Submission(), "buyer", None)
+
+
+async def test_a_delivery_whose_spend_a_stop_left_out_is_spent_once_from_its_event(world: tuple) -> None:  # type: ignore[type-arg]
+    _, relay, _, handlers = world
+    await load_sample_contracts(handlers, NOW.date())
+    await handlers.on_replacement_needed(need("N1"))
+    rid = "PR-SPRINT-II-laptop-001"
+    await handlers.submit(rid, Submission(model="Latitude", unit_price_pence=899_00, contract_id="CO-DEVICES"),
+                          "buyer", None)
+    await handlers.approve(rid, "approver", ApprovalKind.APPROVER, None)
+    await handlers.order(rid, None)
+    note = DeliveryNote.model_validate({"delivery_id": "DN-1", "location": {"site": "Holborn", "unit": "T"},
+                                        "devices": [{"asset_tag": "MPS-L-1", "serial_number": "SN-1",
+                                                     "os": {"family": "windows", "version": "8.1"},
+                                                     "hardware": HARDWARE}]})
+    # the delivery is stored with its event, and the process stops before the budget is touched
+    await handlers.requests.mutate(rid, None, lambda r: domain.receive(r, note, NOW))
+    assert (await handlers.budget()).delivered == {}
+    [event] = relay.events("procurement.delivery.received.v1")
+    envelope = Envelope.model_validate(event)
+    for _ in range(2):
+        await handlers.on_delivery_received(envelope)
+    await handlers.deliver(rid, note, None)  # the buyer sends the note again: nothing more
+    budget = await handlers.budget()
+    assert list(budget.delivered) == ["DN-1"] and budget.delivered["DN-1"].value_pence == 899_00
