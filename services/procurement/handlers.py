@@ -20,7 +20,6 @@ from services.procurement.domain import (
     Budget,
     BudgetLine,
     CallOff,
-    Commitment,
     DeliveryNote,
     Framework,
     FrameworkSpec,
@@ -256,15 +255,17 @@ class ProcurementHandlers:
         return after
 
     async def on_delivery_received(self, envelope: Envelope) -> None:
-        """Spend a delivery of a purchase request against the budget, if it is not already
-        (deliveries recorded without a request, by other means, are not this budget's)."""
-        d = DeliveryReceivedV1.model_validate(envelope.data)
-        if (d.request_id is None or d.budget_year is None or d.category is None or d.classification is None
-                or d.value_pence is None):
+        """Spend a delivery against the budget unless it is already. Only a delivery the
+        request's own document holds counts (the request is the record; an event from another
+        store on the same topic, or without a request, is not this budget's)."""
+        delivery = DeliveryReceivedV1.model_validate(envelope.data)
+        request = await self.requests.load(delivery.request_id) if delivery.request_id else None
+        record = next((d for d in request.deliveries if d.delivery_id == delivery.delivery_id), None) \
+            if request is not None else None
+        if request is None or record is None:
             return
-        entry = Commitment(year=d.budget_year, category=d.category, classification=d.classification,
-                           framework_id=d.framework, value_pence=d.value_pence)
-        await self.budgets.mutate(BUDGET_ID, None, lambda b: domain.spend(b, d.delivery_id, entry))
+        entry = domain.delivered_spend(request, (request.unit_price_pence or 0) * len(record.asset_tags))
+        await self.budgets.mutate(BUDGET_ID, None, lambda b: domain.spend(b, record.delivery_id, entry))
 
     # -- replacement needs from migration -------------------------------------------------
 

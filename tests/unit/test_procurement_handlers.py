@@ -146,6 +146,8 @@ async def test_a_delivery_whose_spend_a_stop_left_out_is_spent_once_from_its_eve
     envelope = Envelope.model_validate(event)
     for _ in range(2):
         await handlers.on_delivery_received(envelope)
+    stranger = envelope.data | {"delivery_id": "DN-ELSEWHERE"}  # not a delivery this store recorded
+    await handlers.on_delivery_received(envelope.model_copy(update={"id": "other", "data": stranger}))
     await handlers.deliver(rid, note, None)  # the buyer sends the note again: nothing more
     budget = await handlers.budget()
     assert list(budget.delivered) == ["DN-1"] and budget.delivered["DN-1"].value_pence == 899_00
