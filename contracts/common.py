@@ -45,6 +45,15 @@ class OsFamily(StrEnum):
     CAMERA_FIRMWARE = "camera_firmware"
 
 
+OS_FOR_KIND: dict[DeviceKind, frozenset[OsFamily]] = {
+    DeviceKind.DESKTOP: frozenset({OsFamily.WINDOWS, OsFamily.LINUX}),
+    DeviceKind.LAPTOP: frozenset({OsFamily.WINDOWS, OsFamily.LINUX}),
+    DeviceKind.TABLET: frozenset({OsFamily.WINDOWS, OsFamily.IOS, OsFamily.ANDROID}),
+    DeviceKind.BODY_WORN_CAMERA: frozenset({OsFamily.CAMERA_FIRMWARE}),
+}
+"""What each kind of device may run: inventory refuses a device that breaks this, and
+procurement checks deliveries against it first."""
+
 WINDOWS_VERSIONS: tuple[str, ...] = ("XP", "Vista", "7", "8", "8.1", "10", "11")
 _NUMERIC_VERSION = re.compile(r"^[0-9]+(\.[0-9]+){0,3}$")
 

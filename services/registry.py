@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 SERVICES: dict[str, str] = {
     "inventory": "services.inventory.app",
     "migration": "services.migration.app",
+    "procurement": "services.procurement.app",
 }
 """Service name -> the module whose ``unit()`` describes it (imported only when needed)."""
 

@@ -13,13 +13,13 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.common import (
+    OS_FOR_KIND,
     ApplicationName,
     AssetTag,
     DeviceKind,
     Hardware,
     Location,
     OperatingSystem,
-    OsFamily,
     Sanitisation,
 )
 from contracts.inventory import (
@@ -49,13 +49,6 @@ TRANSITIONS: dict[LifecycleState, frozenset[LifecycleState]] = {
 
 INITIAL_STATES = frozenset({S.IN_SERVICE, S.MIGRATED, S.AWAITING_REPLACEMENT})
 """States a device may be recorded in when it first joins the inventory (e.g. by import)."""
-
-OS_FOR_KIND: dict[DeviceKind, frozenset[OsFamily]] = {
-    DeviceKind.DESKTOP: frozenset({OsFamily.WINDOWS, OsFamily.LINUX}),
-    DeviceKind.LAPTOP: frozenset({OsFamily.WINDOWS, OsFamily.LINUX}),
-    DeviceKind.TABLET: frozenset({OsFamily.WINDOWS, OsFamily.IOS, OsFamily.ANDROID}),
-    DeviceKind.BODY_WORN_CAMERA: frozenset({OsFamily.CAMERA_FIRMWARE}),
-}
 
 EDITABLE_FIELDS = ("os", "hardware", "location", "applications")
 

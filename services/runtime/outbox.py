@@ -523,8 +523,8 @@ class OutboxRelay:
         done = [record for record, left in self._records.items() if left <= 0 and record not in self._recording]
         if done:
             await self._store.collection(PUBLISHED).delete_many({"_id": {"$in": done}})
-            for record in done:
-                del self._records[record]
+            for record in done:  # a scan and the clearer may both get here across the await
+                self._records.pop(record, None)
 
     # -- reporting ------------------------------------------------------------------------
 
