@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 SERVICES: dict[str, str] = {
     "inventory": "services.inventory.app",
+    "reporting": "services.reporting.app",
 }
 """Service name -> the module whose ``unit()`` describes it (imported only when needed)."""
 

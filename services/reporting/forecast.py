@@ -48,6 +48,8 @@ class Forecast:
 
 
 def _weekly_falls(series: Sequence[tuple[date, float]], window_days: int) -> np.ndarray:
+    if not series:
+        raise ValueError("the forecast needs a daily legacy count; there is none yet")
     counts = np.array([c for _, c in sorted(series)][-(window_days + 1):], dtype=float)
     falls = -np.diff(counts)
     usable = len(falls) - len(falls) % WEEK
@@ -83,8 +85,8 @@ def _finishing_days(series: Sequence[tuple[date, float]], settings: ForecastSett
 
 def forecast(series: Sequence[tuple[date, float]], settings: ForecastSettings = ForecastSettings()) -> Forecast:
     """The completion forecast from a daily legacy series (end-of-day counts, one per day)."""
-    as_of = sorted(series)[-1][0]
     days, remaining, rate = _finishing_days(series, settings)
+    as_of = sorted(series)[-1][0]
 
     ordered = np.sort(days)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 Counters = dict[str, float]
@@ -147,9 +147,14 @@ class Projector:
 
 
 def add(into: dict[str, Counters], doc_id: str, fields: Mapping[str, float]) -> None:
+    """Add counters; a counter that comes to zero is dropped (zero and absent are the same)."""
     target = into.setdefault(doc_id, {})
     for f, v in fields.items():
-        target[f] = target.get(f, 0) + v
+        total = target.get(f, 0) + v
+        if total:
+            target[f] = total
+        else:
+            target.pop(f, None)
 
 
 @dataclass
@@ -210,7 +215,6 @@ def series(days: Iterable[tuple[str, Counters]], fields: Iterable[str], start: d
     out: list[tuple[date, Counters]] = []
     index = 0
     day = min(first, by_day[0][0])
-    from datetime import timedelta
     while day <= last:
         while index < len(by_day) and by_day[index][0] == day:
             for name in wanted:
