@@ -167,11 +167,11 @@ class ReportingHandlers:
     @staticmethod
     def _table_blockers(dims: dict[str, Counters]) -> Table:
         """Ranked by what fixing the application alone would unblock: devices, then sites, then waves."""
-        rows = []
+        rows: list[tuple[str, int, int, int, int]] = []
         for app, c in _prefixed(dims, "blocker:"):
             sites = sum(1 for f, v in c.items() if f.startswith("site:") and v > 0)
             waves = sum(1 for f, v in c.items() if f.startswith("wave:") and v > 0)
-            rows.append([app, _int(c.get("unblocks")), sites, waves, _int(c.get("devices"))])
+            rows.append((app, _int(c.get("unblocks")), sites, waves, _int(c.get("devices"))))
         rows.sort(key=lambda r: (-r[1], -r[2], -r[3], -r[4], r[0]))
         return Table("blockers", ["rank", "application", "unblocks_devices", "unblocks_sites", "unblocks_waves",
                                   "blocked_devices"], [[i + 1, *r] for i, r in enumerate(rows)])
