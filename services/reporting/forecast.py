@@ -61,8 +61,8 @@ def _weekly_falls(series: Sequence[tuple[date, float]], window_days: int) -> np.
 def _finishing_days(series: Sequence[tuple[date, float]], settings: ForecastSettings) -> tuple[np.ndarray, int, float]:
     """Days from the last observation until each future's legacy count reaches zero (inf when
     not within the horizon), the remaining count, the mean daily rate."""
-    remaining = int(round(sorted(series)[-1][1]))
     weeks = _weekly_falls(series, settings.window_days)
+    remaining = int(round(sorted(series)[-1][1]))
     mean_rate = float(weeks.mean())
     if remaining <= 0:
         return np.zeros(settings.runs), remaining, mean_rate

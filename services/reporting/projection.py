@@ -96,16 +96,16 @@ def difference(old: Contribution, new: Contribution) -> dict[str, Counters]:
 
 
 def contribution_of(entity_doc: Mapping[str, Any] | None) -> Contribution:
-    """The contribution an entity document records (as [doc, field, value] triples, so that
-    document ids and fields need no escaping)."""
+    """The contribution an entity document records (as {d: document, f: field, v: value}
+    entries, so that document ids and fields need no escaping; FerretDB stores no nested arrays)."""
     out: Contribution = {}
-    for doc_id, field_name, value in (entity_doc or {}).get("contribution", ()):
-        out.setdefault(doc_id, {})[field_name] = value
+    for entry in (entity_doc or {}).get("contribution", ()):
+        out.setdefault(entry["d"], {})[entry["f"]] = entry["v"]
     return out
 
 
-def _triples(contribution: Contribution) -> list[list[Any]]:
-    return [[d, f, v] for d in sorted(contribution) for f, v in sorted(contribution[d].items()) if v]
+def _entries(contribution: Contribution) -> list[dict[str, Any]]:
+    return [{"d": d, "f": f, "v": v} for d in sorted(contribution) for f, v in sorted(contribution[d].items()) if v]
 
 
 class Projector:
@@ -142,7 +142,7 @@ class Projector:
         events = [] if change.version is not None else \
             [*list((previous or {}).get("events", ()))[-(ENTITY_EVENTS_KEPT - 1):], event_id]
         entity = {"_id": change.entity, "state": change.state, "version": change.version,
-                  "contribution": _triples(new), "events": events}
+                  "contribution": _entries(new), "events": events}
         return Outcome(event_id, entity, dimensions, day, increments)
 
 

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from services.reporting.projection import Fold, Projector
 from services.reporting.store import ReadModel
@@ -54,24 +55,35 @@ class KafkaLog:
         self._bootstrap = bootstrap
         self._fetch_max_bytes = fetch_max_bytes
 
+    async def partitions(self, topics: Sequence[str]) -> list[TopicPartition]:
+        """The topics' partitions (asking creates nothing; a missing topic has none)."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        await admin.start()
+        try:
+            found = {t["topic"]: t["partitions"] for t in await admin.describe_topics(None)}
+        finally:
+            await admin.close()
+        return [TopicPartition(t, p["partition"]) for t in topics for p in sorted(
+            found.get(t, ()), key=lambda p: int(p["partition"]))]
+
     async def batches(self, topics: Sequence[str]) -> AsyncIterator[list[bytes]]:
+        partitions = await self.partitions(topics)
+        if not partitions:
+            return
         consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False,
                                     auto_offset_reset="earliest", fetch_max_bytes=self._fetch_max_bytes,
                                     max_partition_fetch_bytes=self._fetch_max_bytes)
         await consumer.start()
         try:
-            partitions = [TopicPartition(t, p) for t in topics for p in sorted(consumer.partitions_for_topic(t) or ())]
-            if not partitions:
-                return
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             ends = {tp: off for tp, off in (await consumer.end_offsets(partitions)).items() if off > 0}
             while ends:
                 fetched = await consumer.getmany(*ends, timeout_ms=1000, max_records=100_000)
                 for tp, records in fetched.items():
-                    end = ends.get(tp)
-                    if end is None:
+                    if tp not in ends:
                         continue
+                    end = ends[tp]
                     yield [r.value for r in records if r.offset < end and r.value is not None]
                     if records and records[-1].offset + 1 >= end:
                         del ends[tp]
