@@ -98,5 +98,5 @@ async def test_inventory_events_give_the_figures_and_replay_equals_live(platform
         csv_answer = await admin.get("/reporting/tables/kinds", params={"format": "csv"})
         assert csv_answer.status_code == 200 and csv_answer.text.startswith("kind,devices,legacy")
 
-        body = await settled(admin)
-        assert body["report"]["events"] >= 390
+        replayed = await settled(admin)
+        assert replayed["report"]["events"] >= 390
