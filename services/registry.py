@@ -16,6 +16,7 @@ SERVICES: dict[str, str] = {
     "inventory": "services.inventory.app",
     "migration": "services.migration.app",
     "procurement": "services.procurement.app",
+    "reporting": "services.reporting.app",
 }
 """Service name -> the module whose ``unit()`` describes it (imported only when needed)."""
 
