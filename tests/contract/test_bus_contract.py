@@ -272,11 +272,13 @@ async def test_a_dead_letter_that_cannot_be_written_stops_the_partition_there(
     dead: list[Message] = []
     broken = contextlib.ExitStack()
     went: list[bool] = []
+    published = asyncio.Event()  # the outage must not catch the publish itself waiting for its acks
 
     async def handler(message: Message) -> None:
         if message.value == b"poison":
             if not went:
                 went.append(True)
+                await published.wait()
                 broken.enter_context(outage(bus))  # the broker goes as the dead letter is about to be written
             raise PermanentError("cannot parse")
         handled.append(message.value)
@@ -287,6 +289,7 @@ async def test_a_dead_letter_that_cannot_be_written_stops_the_partition_there(
     await start(bus, running)
     with broken:  # mended whatever happens
         await bus.publish([OutgoingMessage(topic, "k", v) for v in (b"a", b"poison", b"b", b"c")])
+        published.set()
         await eventually(lambda: bool(went))
         await asyncio.sleep(2)
         assert handled == [b"a"], "nothing after the poison message is handled while it cannot be dead-lettered"
