@@ -101,7 +101,8 @@ class Prometheus:
 @pytest.fixture
 def services(kafka_bootstrap: str, mongo_url: str) -> Iterator[tuple[Settings, dict[str, ServiceProcess]]]:
     settings = distributed_settings(kafka_bootstrap, mongo_url)
-    env = {**_env(settings), "PYTHONPATH": str(ROOT), "ESTATE_LOG_LEVEL": os.environ.get("ESTATE_TEST_LOG_LEVEL", "WARNING"),
+    env = {**_env(settings), "PYTHONPATH": str(ROOT),
+           "ESTATE_LOG_LEVEL": os.environ.get("ESTATE_TEST_LOG_LEVEL", "WARNING"),
            "ESTATE_WAVE_INTERVAL_S": "0.5", "ESTATE_REPORTING_REFRESH_S": "1", "ESTATE_EXPIRY_CHECK_INTERVAL_S": "1",
            "ESTATE_EXECUTOR_FAILURE_RATE": "0"}
     env.pop("ESTATE_SERVICE_NAME", None)
