@@ -28,6 +28,7 @@ test: install lint typecheck
 
 # The fast part only: no Kafka, no store server (the suite above runs these too).
 unit: install
+	bash deploy/local/prometheus.sh install
 	$(PY) -m pytest -q -m "not integration"
 
 infra-up: install

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite against real infrastructure: starts Kafka and FerretDB on 127.0.0.1
-# (installing them on first use), runs pytest, and stops them again whatever happens.
+# (installing them, and Debian's prometheus package, on first use), runs pytest, and stops them again whatever happens.
 # If either cannot start, this fails: integration tests are never skipped.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -17,8 +17,11 @@ trap stop_all EXIT
 # Install both in parallel (the first run builds FerretDB and fetches Kafka's jars).
 bash "$HERE/kafka.sh" install & kafka_install=$!
 bash "$HERE/ferretdb.sh" install & ferret_install=$!
+# promtool and prometheus (Debian's package) for tests/deploy and the real-Prometheus test.
+bash "$HERE/prometheus.sh" install & prometheus_install=$!
 wait "$kafka_install" || { echo "Kafka could not be installed" >&2; exit 1; }
 wait "$ferret_install" || { echo "FerretDB could not be installed" >&2; exit 1; }
+wait "$prometheus_install" || { echo "Prometheus could not be installed" >&2; exit 1; }
 
 bash "$HERE/ferretdb.sh" start
 bash "$HERE/kafka.sh" start

@@ -14,7 +14,7 @@ from services.reporting.api import router
 from services.reporting.cost import BUDGET_GBP, PRICES_GBP, SUPPORT_END, SUPPORT_START, SupportPrices
 from services.reporting.domain import projector
 from services.reporting.forecast import ForecastSettings
-from services.reporting.handlers import ReportingConfig, ReportingHandlers, Summary
+from services.reporting.handlers import ReportingConfig, ReportingHandlers, Summary, Table
 from services.reporting.replay import EventLog, KafkaLog, MemoryLog
 from services.reporting.store import LIVE, REPLAY, ReadModel
 from services.runtime.app import create_app as create_service_app
@@ -65,6 +65,8 @@ class ReportingMetrics:
         self.days_left = gauge("estate_forecast_days_left", "Forecast days until no legacy device remains (p50)")
         self.probability = gauge("estate_forecast_probability_by_deadline",
                                  "Probability of finishing before the extended-support deadline")
+        self.blocked = gauge("estate_devices_blocked",
+                             "Devices whose migration an application blocks (readiness outcome 'blocked')")
 
     def show(self, summary: Summary) -> None:
         self.legacy.set(summary.legacy_remaining)
@@ -74,6 +76,10 @@ class ReportingMetrics:
         f = summary.forecast
         self.days_left.set(f.days_left_p50 if f and f.days_left_p50 is not None else float("nan"))
         self.probability.set(f.probability_by_deadline if f else float("nan"))
+
+
+    def show_readiness(self, readiness: Table) -> None:
+        self.blocked.set(sum(row[1] for row in readiness.rows if row[0] == "blocked"))
 
 
 def event_log(runtime: Runtime) -> EventLog:
@@ -93,6 +99,7 @@ async def setup(runtime: Runtime) -> None:
 
     async def refresh() -> None:
         metrics.show(await handlers.summary())
+        metrics.show_readiness(await handlers.table("readiness"))
 
     runtime.run_periodically("reporting gauges", settings.reporting_refresh_s, refresh)
 

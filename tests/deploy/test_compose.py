@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
+from services import registry
 from tests.deploy.support import (
+    COMPOSE_FILE,
     DEPLOY,
     ROOT,
     TEST_SECRET,
@@ -101,3 +107,57 @@ def test_collector_pipelines_use_defined_components() -> None:
         for kind in ("receivers", "processors", "exporters"):
             for component in pipeline.get(kind, []):
                 assert component in config[kind], f"{component} is not defined in {kind}"
+
+
+def check_compose_schema(path: Path) -> subprocess.CompletedProcess[str]:
+    """check-jsonschema with the compose specification's schema it ships (no network)."""
+    return subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec",
+                           str(path)], capture_output=True, text=True, timeout=120)
+
+
+def test_compose_file_validates_against_the_compose_specification(tmp_path: Path) -> None:
+    done = check_compose_schema(COMPOSE_FILE)
+    assert done.returncode == 0, done.stdout + done.stderr
+    broken = compose()
+    broken["services"]["inventory"]["helthcheck"] = broken["services"]["inventory"].pop("healthcheck")
+    (tmp_path / "broken.yml").write_text(yaml.safe_dump(broken))
+    assert check_compose_schema(tmp_path / "broken.yml").returncode != 0
+
+
+@pytest.mark.parametrize("name", list(registry.SERVICES))
+def test_every_service_runs_from_the_one_image_by_command(name: str) -> None:
+    service = compose()["services"][name]
+    assert service["build"]["context"] == "." and service["image"] == "estate-platform:local"
+    assert service["command"][:4] == ["estate", "run", "--service", name]
+    port = service["command"][service["command"].index("--port") + 1]
+    assert [p.rpartition(":")[2] for p in service["ports"]] == [port]
+    assert f":{port}/health/ready" in " ".join(service["healthcheck"]["test"])
+    assert environment_of(service)["ESTATE_SERVICE_NAME"] == name
+    depends = service["depends_on"]
+    assert depends["kafka-init"]["condition"] == depends["mongo-init"]["condition"] == "service_completed_successfully"
+    prometheus = compose()["services"]["prometheus"]
+    assert name in prometheus["depends_on"]
+
+
+def test_host_ports_are_distinct() -> None:
+    published = [p.rsplit(":", 1)[0] for s in compose()["services"].values() for p in s.get("ports", [])]
+    assert len(published) == len(set(published))
+
+
+def test_kafka_init_creates_every_published_topic_with_the_services_partition_count() -> None:
+    init = environment_of(compose()["services"]["kafka-init"])
+    published = {t for unit in registry.units() for t in unit.publishes}
+    assert set(init["TOPICS"].split()) == published
+    partitions = {environment_of(s)["ESTATE_TOPIC_PARTITIONS"] for s in estate_services().values()}
+    assert partitions == {init["TOPIC_PARTITIONS"]}
+    script = " ".join(compose()["services"]["kafka-init"]["command"])
+    assert "--create --if-not-exists" in script and '--partitions "$$TOPIC_PARTITIONS"' in script
+
+
+def test_mongo_runs_as_the_replica_set_the_services_name() -> None:
+    services = compose()["services"]
+    replica_set = services["mongo"]["command"][services["mongo"]["command"].index("--replSet") + 1]
+    for name, service in estate_services().items():
+        assert environment_of(service)["ESTATE_MONGO_URL"].endswith(f"?replicaSet={replica_set}"), name
+    script = " ".join(services["mongo-init"]["command"])
+    assert f'rs.initiate({{_id: "{replica_set}"' in script and "mongo:27017" in script

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 
+import kubernetes_validate
 import pytest
+import yaml
 
+from services import registry
 from tests.deploy.support import (
+    ALERTS_FILE,
     K8S_DIR,
     TEST_SECRET,
     containers,
@@ -41,7 +45,7 @@ def test_k8s_estate_variables_are_settings_fields(monkeypatch: pytest.MonkeyPatc
     used |= {e["name"] for c in containers() for e in c.get("env", [])}
     estate = {k for k in used if k.startswith("ESTATE_")}
     assert estate and estate <= fields, f"not Settings fields: {sorted(estate - fields)}"
-    (config,) = k8s("ConfigMap")
+    (config,) = [cm for cm in k8s("ConfigMap") if cm["metadata"]["name"] == "estate-config"]
     settings = settings_from({**config["data"], "ESTATE_JWT_SECRET": TEST_SECRET}, monkeypatch)
     assert settings.mode == "distributed"
 
@@ -101,3 +105,66 @@ def test_services_select_deployment_pods_and_named_ports() -> None:
     for deployment in k8s("Deployment"):
         selector = deployment["spec"]["selector"]["matchLabels"]
         assert selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+
+
+def deployment(name: str) -> dict[str, object]:
+    (found,) = [d for d in k8s("Deployment") if d["metadata"]["name"] == name]
+    return found
+
+
+@pytest.mark.parametrize("name", list(registry.SERVICES))
+def test_every_service_has_a_deployment_running_it_and_a_service(name: str) -> None:
+    d = deployment(name)
+    (container,) = d["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
+    command = [*container["command"], *container["args"]]
+    assert command[:4] == ["estate", "run", "--service", name]
+    assert {"name": "ESTATE_SERVICE_NAME", "value": name} in container["env"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+    assert {"cpu", "memory"} <= container["resources"]["limits"].keys()
+    template = d["spec"]["template"]  # type: ignore[index]
+    assert template["metadata"]["labels"]["app.kubernetes.io/name"] == name, "the scrape config makes it the job"
+    assert template["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
+    assert [s for s in k8s("Service") if s["spec"]["selector"] == {"app.kubernetes.io/name": name}]
+
+
+def test_replicas_respect_the_partitions_and_disruption_budgets_leave_one_pod_free() -> None:
+    (config,) = [cm for cm in k8s("ConfigMap") if cm["metadata"]["name"] == "estate-config"]
+    partitions = int(config["data"]["ESTATE_TOPIC_PARTITIONS"])
+    budgets = {b["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]: b for b in k8s("PodDisruptionBudget")}
+    for d in k8s("Deployment"):
+        name, replicas = d["metadata"]["name"], d["spec"]["replicas"]
+        assert 1 <= replicas <= partitions, f"{name}: {replicas} replicas, {partitions} partitions: some would idle"
+        if replicas > 1:
+            assert budgets[name]["spec"]["minAvailable"] < replicas, name
+        else:
+            assert name not in budgets, f"{name}: a budget on one replica blocks every node drain"
+
+
+def test_every_manifest_validates_against_the_kubernetes_schemas() -> None:
+    """kubernetes-validate ships the API schemas: strict validation, offline."""
+    kustomization = load_yaml(K8S_DIR / "kustomization.yaml")
+    documents = [doc for resource in kustomization["resources"]
+                 for doc in yaml.safe_load_all((K8S_DIR / resource).read_text()) if doc]
+    assert {d["metadata"]["name"] for d in documents if d["kind"] == "Deployment"} == set(registry.SERVICES)
+    for doc in documents:
+        kubernetes_validate.validate(doc, "1.33", strict=True)
+    broken = {**deployment("inventory"), "spec": {**deployment("inventory")["spec"], "replicas": "two"}}  # type: ignore[dict-item]
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, "1.33", strict=True)
+
+
+def test_the_kubernetes_scrape_config_keeps_annotated_pods_and_labels_job_and_platform() -> None:
+    """Debian's promtool is built without Kubernetes discovery, so this config is checked by shape:
+    the labels the alerts select on (job = the service, platform = estate) and the annotations the
+    Deployments carry."""
+    (config,) = [cm for cm in k8s("ConfigMap") if cm["metadata"]["name"] == "estate-prometheus"]
+    prometheus = yaml.safe_load(config["data"]["prometheus.yml"])
+    assert prometheus["rule_files"] == [ALERTS_FILE.name]
+    (job,) = prometheus["scrape_configs"]
+    assert job["kubernetes_sd_configs"] == [{"role": "pod", "namespaces": {"names": ["estate"]}}]
+    relabels = job["relabel_configs"]
+    assert {"target_label": "platform", "replacement": "estate"} in relabels
+    assert {"source_labels": ["__meta_kubernetes_pod_label_app_kubernetes_io_name"], "target_label": "job"} in relabels
+    keep = [r for r in relabels if r.get("action") == "keep"]
+    assert keep == [{"source_labels": ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"], "regex": "true",
+                     "action": "keep"}]

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from services import registry
 from services.runtime.bus import dead_letter_topic
 from tests.deploy.support import (
     ALERTS_FILE,
@@ -105,6 +109,60 @@ def test_the_dead_letter_alert_names_the_groups_topic_and_the_command() -> None:
     assert dead_letter_topic("{{ $labels.topic }}", "{{ $labels.group }}") in text
     assert "estate dead-letters --topic {{ $labels.topic }} --group {{ $labels.group }}" in text
     assert "--replay" in text
+
+
+def test_every_services_metrics_are_known_to_the_checks() -> None:
+    """The series the checks accept include each service's own metrics class, not only the runtime's."""
+    series = exported_series()
+    assert {"import_rows_total", "procurement_contract_expiry_notices_total", "procurement_contracts_expiring",
+            "procurement_spend_committed_pence", "migration_sagas_ended_total", "migration_assessments_total",
+            "migration_step_seconds_bucket", "estate_legacy_devices_remaining",
+            "estate_forecast_probability_by_deadline", "estate_devices_blocked"} <= series.keys()
+    assert series["migration_sagas_ended_total"] == {"state"}
+    assert series["procurement_spend_committed_pence"] == {"year", "category"}
+
+
+def test_the_issue_alerts_exist_for_every_service() -> None:
+    """Service down, consumer lag growing, dead letters, outbox backlog, error rate, saga failure
+    rate, a contract entering its notice window, the forecast slipping past the deadline."""
+    exprs = {rule["alert"]: rule["expr"] for rule in alert_rules()}
+    wanted = {"up{platform=\"estate\"}": "service down", "consumer_lag_messages offset": "lag growing",
+              "dead_letters_total": "dead letters", "outbox_backlog_events": "outbox backlog",
+              "http_requests_total{status=~\"5..\"}": "error rate",
+              "migration_sagas_ended_total{state=\"failed\"}": "saga failures",
+              "procurement_contract_expiry_notices_total": "notice window",
+              "estate_forecast_probability_by_deadline": "forecast"}
+    for needle, what in wanted.items():
+        assert any(needle in expr for expr in exprs.values()), f"no alert on {what} ({needle})"
+    jobs = {job["job_name"] for job in load_yaml(PROMETHEUS_DIR / "prometheus.yml")["scrape_configs"]
+            if any(g.get("labels", {}).get("platform") == "estate" for g in job.get("static_configs", []))}
+    assert jobs == set(registry.SERVICES), "every service is scraped with platform=estate, as EstateServiceDown selects"
+
+
+def promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
+        pytest.fail("promtool is not installed: run `bash deploy/local/prometheus.sh install` "
+                    "(make test does)", pytrace=False)
+    return found
+
+
+@pytest.mark.parametrize("command", [["check", "config", "prometheus.yml"], ["check", "rules", "alerts.yml"],
+                                     ["test", "rules", "alerts.test.yml"]], ids=" ".join)
+def test_promtool_accepts_the_config_and_rules_and_every_alert_case_passes(command: list[str]) -> None:
+    done = subprocess.run([promtool(), *command], cwd=PROMETHEUS_DIR, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"promtool {' '.join(command)}:\n{done.stdout}\n{done.stderr}"
+
+
+def test_promtool_test_rules_fails_when_an_alert_case_is_wrong(tmp_path: Path) -> None:
+    """The promtool run above can fail: the same cases against a broken threshold do not pass."""
+    broken = ALERTS_FILE.read_text().replace("> 0.1\n", "> 0.5\n")
+    assert broken != ALERTS_FILE.read_text()
+    (tmp_path / "alerts.yml").write_text(broken)
+    (tmp_path / "alerts.test.yml").write_text((PROMETHEUS_DIR / "alerts.test.yml").read_text())
+    done = subprocess.run([promtool(), "test", "rules", "alerts.test.yml"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode != 0 and "EstateMigrationSagaFailureRateHigh" in done.stdout + done.stderr
 
 
 def alert_tests() -> dict[str, Any]:

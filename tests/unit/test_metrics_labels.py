@@ -138,3 +138,18 @@ async def test_a_handler_that_finds_the_store_unavailable_counts_unavailable_not
     assert value(metrics, "events_consumed_total", topic=topic, group=group, outcome="error") == 0
     assert value(metrics, "dead_letters_total", topic=topic, group=group) == 0
     assert calls == [b"x", b"x", b"x"]
+
+
+async def test_reporting_shows_the_blocked_devices_of_the_readiness_table() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from services.reporting.app import ReportingMetrics
+    from services.reporting.handlers import Table
+
+    registry = CollectorRegistry()
+    metrics = ReportingMetrics(registry)
+    metrics.show_readiness(Table("readiness", ["outcome", "devices"],
+                                 [["blocked", 3], ["replace", 5], ["upgrade_in_place", 7]]))
+    assert registry.get_sample_value("estate_devices_blocked") == 3
+    metrics.show_readiness(Table("readiness", ["outcome", "devices"], [["replace", 5]]))
+    assert registry.get_sample_value("estate_devices_blocked") == 0
