@@ -239,9 +239,11 @@ launch() {
   mapfile -t opts < <(java_opts)
 
   local cluster_id
+  # A random id in base64url; passed as --cluster-id=ID, because one in 32 starts with '-' and
+  # would be read as an option (seen: "argument --cluster-id/-t: expected one argument").
   cluster_id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
   if ! "$JAVA" "${opts[@]}" -cp "$LIBS_DIR/*" kafka.tools.StorageTool format \
-    -t "$cluster_id" -c "$CONFIG" >"$LOG_DIR/format.out" 2>&1; then
+    --cluster-id="$cluster_id" -c "$CONFIG" >"$LOG_DIR/format.out" 2>&1; then
     cat "$LOG_DIR/format.out" >&2
     die "formatting the KRaft storage failed"
   fi
