@@ -307,18 +307,20 @@ class MigrationHandlers:
             wave = await self.waves.mutate(wave.wave_id, None, lambda w: domain.start_wave(
                 w, now.date(), domain.gate_open(w, previous), now))
         records = await self.devices.load_many(wave.active)
-        results = await _gather(list(records.values()), self._step)
-        ended = {r.asset_tag: r.saga.state for r in results if r.saga is not None and r.saga.ended}
+        results = await _gather(list(records.values()), lambda r: self._step(r, wave.wave_id))
+        ended = {r.asset_tag: _ended_in(r, wave.wave_id) for r in results}
+        ended = {t: s for t, s in ended.items() if s is not None}
         ended.update({t: SagaState.FAILED for t in wave.active if t not in records})  # vanished: counted failed
         before = wave.started
         wave = await self.waves.mutate(wave.wave_id, None, lambda w: domain.take_turn(w, now.date(), ended, now))
         admitted = wave.devices[before:wave.started]
-        await _gather(admitted, lambda t: self.devices.mutate(t, None, lambda r: _start(r, now)))
+        await _gather(admitted, lambda t: self.devices.mutate(t, None, lambda r: _start(r, wave.wave_id, now)))
 
-    async def _step(self, record: DeviceRecord) -> DeviceRecord:
+    async def _step(self, record: DeviceRecord, wave_id: str) -> DeviceRecord:
         saga = record.saga
         now = self._clock.now()
-        if saga is None or saga.ended or saga.next_step is None or (saga.due_at is not None and saga.due_at > now):
+        if saga is None or saga.wave_id != wave_id or saga.ended or saga.next_step is None \
+                or (saga.due_at is not None and saga.due_at > now):
             return record
         step, attempt = saga.next_step, saga.attempt
         started = time.perf_counter()
@@ -338,7 +340,18 @@ def _plannable(record: DeviceRecord) -> bool:
             and (record.saga is None or record.saga.state is not SagaState.MIGRATED))
 
 
-def _start(record: DeviceRecord, now: datetime) -> Change[DeviceRecord]:
+def _ended_in(record: DeviceRecord, wave_id: str) -> SagaState | None:
+    """How the device's saga in ``wave_id`` ended (unscheduled if it left the wave for another),
+    or None while it runs."""
+    saga = record.saga
+    if saga is None or saga.wave_id != wave_id:
+        return SagaState.UNSCHEDULED
+    return saga.state if saga.ended else None
+
+
+def _start(record: DeviceRecord, wave_id: str, now: datetime) -> Change[DeviceRecord]:
+    if record.saga is None or record.saga.wave_id != wave_id:  # left the wave before its day
+        return Change(record)
     try:
         return domain.start(record, now)
     except domain.StateError:  # taken out of the wave meanwhile
