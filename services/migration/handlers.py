@@ -308,8 +308,7 @@ class MigrationHandlers:
                 w, now.date(), domain.gate_open(w, previous), now))
         records = await self.devices.load_many(wave.active)
         results = await _gather(list(records.values()), lambda r: self._step(r, wave.wave_id))
-        ended = {r.asset_tag: _ended_in(r, wave.wave_id) for r in results}
-        ended = {t: s for t, s in ended.items() if s is not None}
+        ended = {r.asset_tag: state for r in results if (state := _ended_in(r, wave.wave_id)) is not None}
         ended.update({t: SagaState.FAILED for t in wave.active if t not in records})  # vanished: counted failed
         before = wave.started
         wave = await self.waves.mutate(wave.wave_id, None, lambda w: domain.take_turn(w, now.date(), ended, now))
