@@ -592,6 +592,9 @@ class Wave(WaveSpec):
     wave_id: ShortText
     version: int = Field(ge=1)
     state: WaveState
+    ready: bool = Field(default=True, description="False while its devices are being scheduled: the wave "
+                                                 "job leaves it alone until then")
+    planned_at: AwareDatetime | None = None
     devices: list[AssetTag] = Field(default_factory=list)
     """In the order they are scheduled."""
     started: int = Field(default=0, ge=0, description="How many of ``devices`` have started")
@@ -636,6 +639,7 @@ def plan_wave(wave_id: str, spec: WaveSpec, devices: list[str], now: datetime) -
     if not devices:
         raise DomainError("no device in that scope is ready to upgrade in place and free of another wave", "sites")
     wave = Wave(**spec.model_dump(), wave_id=wave_id, version=1, state=WaveState.PLANNED, devices=devices,
+                ready=False, planned_at=now,
                 schedule_from=spec.start_date)
     event = ev.WavePlannedV1(wave_id=wave_id, name=spec.name, sites=spec.sites, boroughs=spec.boroughs,
                              kinds=spec.kinds, start_date=spec.start_date, daily_capacity=spec.daily_capacity,

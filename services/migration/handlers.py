@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -35,6 +35,8 @@ A = TypeVar("A", bound=BaseModel)
 T = TypeVar("T")
 R = TypeVar("R")
 CONCURRENCY = 50
+PLAN_GRACE = timedelta(minutes=2)
+"""How long a plan may take scheduling its devices before the wave job finishes it instead."""
 
 
 class MigrationObserver:
@@ -230,9 +232,15 @@ class MigrationHandlers:
         wave = await self.waves.insert(_decide(lambda: domain.plan_wave(wave_id, spec, free, self._clock.now())))
         scheduled = await _gather(list(enumerate(wave.devices)), lambda p: self._schedule(wave, p, policy))
         kept = [t for t, ok in zip(wave.devices, scheduled, strict=True) if ok]
-        if len(kept) != len(wave.devices):  # lost to a concurrent plan: the wave keeps the rest
-            wave = await self.waves.mutate(wave_id, None, lambda w: _refit(w, kept))
-        return wave
+        return await self.waves.mutate(wave_id, None, lambda w: _refit(w, kept))
+
+    async def _finish_plan(self, wave: Wave) -> None:
+        """A plan interrupted (the process stopped while it scheduled the wave's devices):
+        schedule them again (a device scheduled already is left as it is) and let the wave run."""
+        policy = await self.policies.get("policy")
+        scheduled = await _gather(list(enumerate(wave.devices)), lambda p: self._schedule(wave, p, policy))
+        kept = [t for t, ok in zip(wave.devices, scheduled, strict=True) if ok]
+        await self.waves.mutate(wave.wave_id, None, lambda w: _refit(w, kept))
 
     async def _schedule(self, wave: Wave, pair: tuple[int, str], policy: Policy) -> bool:
         index, tag = pair
@@ -295,7 +303,12 @@ class MigrationHandlers:
         the due step of each active device, count the ended ones, admit the day's devices."""
         waves = await self.waves.every()
         by_id = {w.wave_id: w for w in waves}
+        now = self._clock.now()
         for wave in waves:
+            if not wave.ready:  # still being planned, or its planning was interrupted
+                if wave.planned_at is None or now - wave.planned_at > PLAN_GRACE:
+                    await self._finish_plan(wave)
+                continue
             if wave.state in domain.TERMINAL_WAVES and not wave.active:
                 continue
             await self._advance_wave(wave, by_id)
@@ -318,8 +331,11 @@ class MigrationHandlers:
     async def _step(self, record: DeviceRecord, wave_id: str) -> DeviceRecord:
         saga = record.saga
         now = self._clock.now()
-        if saga is None or saga.wave_id != wave_id or saga.ended or saga.next_step is None \
-                or (saga.due_at is not None and saga.due_at > now):
+        if saga is None or saga.wave_id != wave_id or saga.ended:
+            return record
+        if not saga.started:  # admitted, but its start was not stored (an interrupted turn)
+            return await self.devices.mutate(record.asset_tag, None, lambda r: _start(r, wave_id, now))
+        if saga.next_step is None or (saga.due_at is not None and saga.due_at > now):
             return record
         step, attempt = saga.next_step, saga.attempt
         started = time.perf_counter()
@@ -358,7 +374,9 @@ def _start(record: DeviceRecord, wave_id: str, now: datetime) -> Change[DeviceRe
 
 
 def _refit(wave: Wave, kept: list[str]) -> Change[Wave]:
-    """The wave's devices after some were lost to a concurrent plan (written, not announced:
-    the devices lost were never scheduled in it)."""
-    return domain.Revised(wave.model_copy(update={"devices": kept, "version": wave.version + 1}), [])
+    """The wave once its devices are scheduled, without those lost to a concurrent plan
+    (written, not announced: the devices lost were never scheduled in it)."""
+    if wave.ready and wave.devices == kept:
+        return Change(wave)
+    return domain.Revised(wave.model_copy(update={"devices": kept, "ready": True, "version": wave.version + 1}), [])
 
