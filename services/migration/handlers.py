@@ -128,7 +128,7 @@ class MigrationHandlers:
             return domain.reassess(r, policy, self._clock.now())
 
         after = await self.devices.mutate(tag, None, decide)
-        await self._project(before[0] if before else None, after)
+        await self._project(before[0] if before else None, after, policy)
 
     # -- devices from inventory -----------------------------------------------------------
 
@@ -138,9 +138,11 @@ class MigrationHandlers:
             device: DeviceSnapshot = DeviceRegisteredV1.model_validate(envelope.data).device
         else:
             device = DeviceUpdatedV1.model_validate(envelope.data).device
-        policy = await self.policies.load("policy")
-        for _ in range(3):
-            record = await self.devices.load(device.asset_tag)
+        policy = await self.policies.current()
+        for attempt in range(3):
+            # a registration is usually of a device migration has not seen: try the insert first
+            fresh = attempt == 0 and envelope.type == "inventory.device.registered.v1"
+            record = None if fresh else await self.devices.load(device.asset_tag)
             change = domain.observe(record, device, policy, self._clock.now())
             if change is None:
                 return
@@ -153,10 +155,10 @@ class MigrationHandlers:
                 after = await self.devices.mutate(
                     device.asset_tag, None,
                     lambda r: domain.observe(r, device, policy, self._clock.now()) or Change(r))
-            await self._project(record, after)
+            await self._project(record, after, policy)
             return
 
-    async def _project(self, before: DeviceRecord | None, after: DeviceRecord) -> None:
+    async def _project(self, before: DeviceRecord | None, after: DeviceRecord, policy: Policy | None) -> None:
         """Keep the site projection in step with the record's verdict (and its move, if any)."""
         outcome = after.readiness.outcome if after.readiness is not None else None
         if before is not None and before.readiness is not None and after.readiness is not None \
@@ -170,7 +172,6 @@ class MigrationHandlers:
         ready = after.kind.value if outcome is Readiness.UPGRADE_IN_PLACE else None
         awaiting = None
         if outcome in domain.NEEDS_REPLACEMENT and after.replaced_by is None:
-            policy = await self.policies.load("policy")
             kind = after.kind if outcome is Readiness.REPLACE or policy is None else policy.replacement_kind
             awaiting = kind.value
         await self.sites.place(after.location.site, after.location.borough, after.asset_tag, ready=ready,
