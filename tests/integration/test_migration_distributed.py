@@ -17,7 +17,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 
 from contracts.envelope import Envelope
 from services.runtime.settings import Settings
@@ -73,6 +73,28 @@ async def caught_up(bootstrap: str, group: str, topics: list[str], timeout_s: fl
     finally:
         await consumer.stop()
         await admin.close()
+
+
+async def begin_at_end(bootstrap: str, group: str, topics: list[str]) -> None:
+    """Commit the topics' end offsets for ``group`` before its service starts: it then reads
+    only what this test publishes, not every earlier test's events on the shared topics."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - topics may be new
+        partitions = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
+        if partitions:
+            ends = await consumer.end_offsets(partitions)
+            consumer.assign(partitions)
+            await consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in ends.items()})
+    finally:
+        await consumer.stop()
+
+
+async def start_migration(settings: Settings, env: dict[str, str]) -> ServiceProcess:
+    await begin_at_end(settings.kafka_bootstrap, settings.consumer_group_prefix + "migration",
+                       ["inventory.devices", "procurement.deliveries"])
+    return await start_service(settings, "migration", env)
 
 
 def of(records: list[ConsumerRecord], tag: str) -> list[dict[str, Any]]:
@@ -151,6 +173,8 @@ async def wave_completed(http: httpx.AsyncClient, wave_id: str, timeout_s: float
 
 @pytest.fixture
 async def inventory(settings: Settings) -> AsyncIterator[ServiceProcess]:
+    await begin_at_end(settings.kafka_bootstrap, settings.consumer_group_prefix + "inventory",
+                       ["migration.devices", "procurement.deliveries"])
     process = await start_service(settings, "inventory")
     try:
         yield process
@@ -161,7 +185,7 @@ async def inventory(settings: Settings) -> AsyncIterator[ServiceProcess]:
 async def test_imported_devices_are_assessed_a_wave_migrates_them_and_redeliveries_change_nothing(
         settings: Settings, inventory: ServiceProcess) -> None:
     bootstrap = settings.kafka_bootstrap
-    migration = await start_service(settings, "migration", FAST)
+    migration = await start_migration(settings, FAST)
     try:
         location = site_of()
         ready = tags_of("ITM", 4)
@@ -247,7 +271,7 @@ async def test_a_migration_process_killed_mid_wave_completes_the_wave_after_a_re
         settings: Settings, inventory: ServiceProcess) -> None:
     settings = settings.model_copy(update={"outbox_lease_s": 2.0})
     slow = {**FAST, "ESTATE_EXECUTOR_STEP_DURATION_S": "1.0"}  # each step 0.5-1.5 s by the clock
-    migration = await start_service(settings, "migration", slow)
+    migration = await start_migration(settings, slow)
     location = site_of()
     ready = tags_of("ITK", 6)
     await import_devices(inventory, [device_body(t, location=location) for t in ready])
