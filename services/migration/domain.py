@@ -399,7 +399,18 @@ def reassess(record: DeviceRecord, policy: Policy | None, now: datetime) -> Devi
         events.append(("migration.replacement.needed.v1", ev.ReplacementNeededV1(
             need_id=need_id, site=record.location.site, borough=record.location.borough, kind=kind, quantity=1,
             replaces=[record.asset_tag], reason=reason)))
-    return Change(_next(record, readiness=assessment, assessed_at=now, need_id=need_id), events)
+    after = _next(record, readiness=assessment, assessed_at=now, need_id=need_id)
+    saga = record.saga
+    leaves = assessment.outcome is not Readiness.UPGRADE_IN_PLACE
+    if saga is not None and not saga.started and not saga.ended and leaves:
+        # scheduled, not started, and no longer ready: out of its wave, saying why
+        named = ", ".join(b.name for b in assessment.blocking_applications)
+        reason = f"readiness now {assessment.outcome.value}" + (f": {named}" if named else "")
+        events.append(("migration.device.unscheduled.v1", ev.DeviceUnscheduledV1(
+            **_where(after, saga, now), reason=reason[:120])))  # type: ignore[arg-type]
+        after = after.model_copy(update={"saga": saga.model_copy(update={"state": SagaState.UNSCHEDULED,
+                                                                        "ended_at": now})})
+    return Change(after, events)
 
 
 def observe(record: DeviceRecord | None, device: DeviceSnapshot, policy: Policy | None,
@@ -581,6 +592,9 @@ class Wave(WaveSpec):
     wave_id: ShortText
     version: int = Field(ge=1)
     state: WaveState
+    ready: bool = Field(default=True, description="False while its devices are being scheduled: the wave "
+                                                 "job leaves it alone until then")
+    planned_at: AwareDatetime | None = None
     devices: list[AssetTag] = Field(default_factory=list)
     """In the order they are scheduled."""
     started: int = Field(default=0, ge=0, description="How many of ``devices`` have started")
@@ -625,6 +639,7 @@ def plan_wave(wave_id: str, spec: WaveSpec, devices: list[str], now: datetime) -
     if not devices:
         raise DomainError("no device in that scope is ready to upgrade in place and free of another wave", "sites")
     wave = Wave(**spec.model_dump(), wave_id=wave_id, version=1, state=WaveState.PLANNED, devices=devices,
+                ready=False, planned_at=now,
                 schedule_from=spec.start_date)
     event = ev.WavePlannedV1(wave_id=wave_id, name=spec.name, sites=spec.sites, boroughs=spec.boroughs,
                              kinds=spec.kinds, start_date=spec.start_date, daily_capacity=spec.daily_capacity,
@@ -686,19 +701,22 @@ def cancel_wave(wave: Wave, reason: str | None, now: datetime) -> WaveChange:
 
 def take_turn(wave: Wave, today: date, ended: dict[str, SagaState], now: datetime) -> WaveChange:
     """The wave's day: count the active devices that ended (``ended``: asset tag -> final
-    state), admit the devices due by ``today`` into ``active`` (a running wave only), and
+    state; unscheduled for one taken out of the wave before it started), admit the devices
+    due by ``today`` into ``active`` (a running wave only), and
     complete the wave when every device has ended."""
     if wave.state in TERMINAL_WAVES and not wave.active:
         return Change(wave)
     migrated = wave.migrated + sum(1 for t in wave.active if ended.get(t) is SagaState.MIGRATED)
     failed = wave.failed + sum(1 for t in wave.active if ended.get(t) is SagaState.FAILED)
+    unscheduled = wave.unscheduled + sum(1 for t in wave.active if ended.get(t) is SagaState.UNSCHEDULED)
     active = [t for t in wave.active if t not in ended]
     started = wave.started
     if wave.state is WaveState.RUNNING:
         due = wave.due_by(today)
         active += wave.devices[started:due] if due > started else []
         started = max(started, due)
-    changes: dict[str, object] = {"migrated": migrated, "failed": failed, "active": active, "started": started}
+    changes: dict[str, object] = {"migrated": migrated, "failed": failed, "unscheduled": unscheduled,
+                                  "active": active, "started": started}
     if all(getattr(wave, k) == v for k, v in changes.items()):
         return Change(wave)
     after = _wave_next(wave, **changes)

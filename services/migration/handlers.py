@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from pydantic import BaseModel
@@ -35,6 +35,8 @@ A = TypeVar("A", bound=BaseModel)
 T = TypeVar("T")
 R = TypeVar("R")
 CONCURRENCY = 50
+PLAN_GRACE = timedelta(minutes=2)
+"""How long a plan may take scheduling its devices before the wave job finishes it instead."""
 
 
 class MigrationObserver:
@@ -126,7 +128,7 @@ class MigrationHandlers:
             return domain.reassess(r, policy, self._clock.now())
 
         after = await self.devices.mutate(tag, None, decide)
-        await self._project(before[0] if before else None, after)
+        await self._project(before[0] if before else None, after, policy)
 
     # -- devices from inventory -----------------------------------------------------------
 
@@ -136,9 +138,11 @@ class MigrationHandlers:
             device: DeviceSnapshot = DeviceRegisteredV1.model_validate(envelope.data).device
         else:
             device = DeviceUpdatedV1.model_validate(envelope.data).device
-        policy = await self.policies.load("policy")
-        for _ in range(3):
-            record = await self.devices.load(device.asset_tag)
+        policy = await self.policies.current()
+        for attempt in range(3):
+            # a registration is usually of a device migration has not seen: try the insert first
+            fresh = attempt == 0 and envelope.type == "inventory.device.registered.v1"
+            record = None if fresh else await self.devices.load(device.asset_tag)
             change = domain.observe(record, device, policy, self._clock.now())
             if change is None:
                 return
@@ -151,10 +155,10 @@ class MigrationHandlers:
                 after = await self.devices.mutate(
                     device.asset_tag, None,
                     lambda r: domain.observe(r, device, policy, self._clock.now()) or Change(r))
-            await self._project(record, after)
+            await self._project(record, after, policy)
             return
 
-    async def _project(self, before: DeviceRecord | None, after: DeviceRecord) -> None:
+    async def _project(self, before: DeviceRecord | None, after: DeviceRecord, policy: Policy | None) -> None:
         """Keep the site projection in step with the record's verdict (and its move, if any)."""
         outcome = after.readiness.outcome if after.readiness is not None else None
         if before is not None and before.readiness is not None and after.readiness is not None \
@@ -168,7 +172,6 @@ class MigrationHandlers:
         ready = after.kind.value if outcome is Readiness.UPGRADE_IN_PLACE else None
         awaiting = None
         if outcome in domain.NEEDS_REPLACEMENT and after.replaced_by is None:
-            policy = await self.policies.load("policy")
             kind = after.kind if outcome is Readiness.REPLACE or policy is None else policy.replacement_kind
             awaiting = kind.value
         await self.sites.place(after.location.site, after.location.borough, after.asset_tag, ready=ready,
@@ -230,9 +233,15 @@ class MigrationHandlers:
         wave = await self.waves.insert(_decide(lambda: domain.plan_wave(wave_id, spec, free, self._clock.now())))
         scheduled = await _gather(list(enumerate(wave.devices)), lambda p: self._schedule(wave, p, policy))
         kept = [t for t, ok in zip(wave.devices, scheduled, strict=True) if ok]
-        if len(kept) != len(wave.devices):  # lost to a concurrent plan: the wave keeps the rest
-            wave = await self.waves.mutate(wave_id, None, lambda w: _refit(w, kept))
-        return wave
+        return await self.waves.mutate(wave_id, None, lambda w: _refit(w, kept))
+
+    async def _finish_plan(self, wave: Wave) -> None:
+        """A plan interrupted (the process stopped while it scheduled the wave's devices):
+        schedule them again (a device scheduled already is left as it is) and let the wave run."""
+        policy = await self.policies.get("policy")
+        scheduled = await _gather(list(enumerate(wave.devices)), lambda p: self._schedule(wave, p, policy))
+        kept = [t for t, ok in zip(wave.devices, scheduled, strict=True) if ok]
+        await self.waves.mutate(wave.wave_id, None, lambda w: _refit(w, kept))
 
     async def _schedule(self, wave: Wave, pair: tuple[int, str], policy: Policy) -> bool:
         index, tag = pair
@@ -295,7 +304,12 @@ class MigrationHandlers:
         the due step of each active device, count the ended ones, admit the day's devices."""
         waves = await self.waves.every()
         by_id = {w.wave_id: w for w in waves}
+        now = self._clock.now()
         for wave in waves:
+            if not wave.ready:  # still being planned, or its planning was interrupted
+                if wave.planned_at is None or now - wave.planned_at > PLAN_GRACE:
+                    await self._finish_plan(wave)
+                continue
             if wave.state in domain.TERMINAL_WAVES and not wave.active:
                 continue
             await self._advance_wave(wave, by_id)
@@ -307,18 +321,22 @@ class MigrationHandlers:
             wave = await self.waves.mutate(wave.wave_id, None, lambda w: domain.start_wave(
                 w, now.date(), domain.gate_open(w, previous), now))
         records = await self.devices.load_many(wave.active)
-        results = await _gather(list(records.values()), self._step)
-        ended = {r.asset_tag: r.saga.state for r in results if r.saga is not None and r.saga.ended}
+        results = await _gather(list(records.values()), lambda r: self._step(r, wave.wave_id))
+        ended = {r.asset_tag: state for r in results if (state := _ended_in(r, wave.wave_id)) is not None}
         ended.update({t: SagaState.FAILED for t in wave.active if t not in records})  # vanished: counted failed
         before = wave.started
         wave = await self.waves.mutate(wave.wave_id, None, lambda w: domain.take_turn(w, now.date(), ended, now))
         admitted = wave.devices[before:wave.started]
-        await _gather(admitted, lambda t: self.devices.mutate(t, None, lambda r: _start(r, now)))
+        await _gather(admitted, lambda t: self.devices.mutate(t, None, lambda r: _start(r, wave.wave_id, now)))
 
-    async def _step(self, record: DeviceRecord) -> DeviceRecord:
+    async def _step(self, record: DeviceRecord, wave_id: str) -> DeviceRecord:
         saga = record.saga
         now = self._clock.now()
-        if saga is None or saga.ended or saga.next_step is None or (saga.due_at is not None and saga.due_at > now):
+        if saga is None or saga.wave_id != wave_id or saga.ended:
+            return record
+        if not saga.started:  # admitted, but its start was not stored (an interrupted turn)
+            return await self.devices.mutate(record.asset_tag, None, lambda r: _start(r, wave_id, now))
+        if saga.next_step is None or (saga.due_at is not None and saga.due_at > now):
             return record
         step, attempt = saga.next_step, saga.attempt
         started = time.perf_counter()
@@ -338,7 +356,18 @@ def _plannable(record: DeviceRecord) -> bool:
             and (record.saga is None or record.saga.state is not SagaState.MIGRATED))
 
 
-def _start(record: DeviceRecord, now: datetime) -> Change[DeviceRecord]:
+def _ended_in(record: DeviceRecord, wave_id: str) -> SagaState | None:
+    """How the device's saga in ``wave_id`` ended (unscheduled if it left the wave for another),
+    or None while it runs."""
+    saga = record.saga
+    if saga is None or saga.wave_id != wave_id:
+        return SagaState.UNSCHEDULED
+    return saga.state if saga.ended else None
+
+
+def _start(record: DeviceRecord, wave_id: str, now: datetime) -> Change[DeviceRecord]:
+    if record.saga is None or record.saga.wave_id != wave_id:  # left the wave before its day
+        return Change(record)
     try:
         return domain.start(record, now)
     except domain.StateError:  # taken out of the wave meanwhile
@@ -346,7 +375,9 @@ def _start(record: DeviceRecord, now: datetime) -> Change[DeviceRecord]:
 
 
 def _refit(wave: Wave, kept: list[str]) -> Change[Wave]:
-    """The wave's devices after some were lost to a concurrent plan (written, not announced:
-    the devices lost were never scheduled in it)."""
-    return domain.Revised(wave.model_copy(update={"devices": kept, "version": wave.version + 1}), [])
+    """The wave once its devices are scheduled, without those lost to a concurrent plan
+    (written, not announced: the devices lost were never scheduled in it)."""
+    if wave.ready and wave.devices == kept:
+        return Change(wave)
+    return domain.Revised(wave.model_copy(update={"devices": kept, "ready": True, "version": wave.version + 1}), [])
 

@@ -148,3 +148,70 @@ async def test_a_catalogue_change_reassesses_only_devices_with_that_application(
     assert got.json()["reassessed"] == 1
     now = (await admin.get("/migration/devices/MPS-D-700401")).json()["readiness"]
     assert now["outcome"] == "upgrade_in_place" and now["policy_version"] == 2
+
+
+async def test_a_delivery_replaces_a_device_inventory_retires_it_and_disposes_of_it_with_its_record(
+        app: FastAPI, admin: httpx.AsyncClient) -> None:
+    from services.runtime.bus.base import OutgoingMessage
+    from tests.unit.test_migration_replacement import SANITISED, delivered
+    old = "MPS-D-700501"
+    await admin.post("/devices", json=device_body(old, hardware={**device_body()["hardware"], "ram_mb": 1024}))
+    assert (await _assessed(admin, old))["need_id"] == f"NEED-{old}"
+    early = await admin.post(f"/migration/devices/{old}/disposal", json=SANITISED.model_dump(mode="json"))
+    assert early.status_code == 409 and "not replaced yet" in early.json()["detail"]
+
+    event = delivered(["MPS-L-700501"])
+    await app.state.runtime.bus.publish([OutgoingMessage("procurement.deliveries", "DEL-7", event.to_bytes())])
+
+    async def retired() -> bool:
+        device = (await admin.get(f"/devices/{old}")).json()
+        return bool(device["state"] == "retired")
+    await _until(retired, "inventory to retire the replaced device")
+    assert (await admin.get(f"/devices/{old}")).json()["retirement_reason"] == "replaced by MPS-L-700501"
+    assert (await admin.get("/devices/MPS-L-700501")).json()["kind"] == "laptop"
+    assert (await admin.get(f"/migration/devices/{old}")).json()["replaced_by"] == "MPS-L-700501"
+
+    got = await admin.post(f"/migration/devices/{old}/disposal", json=SANITISED.model_dump(mode="json"))
+    assert got.status_code == 200, got.text
+
+    async def disposed() -> bool:
+        device = (await admin.get(f"/devices/{old}")).json()
+        return bool(device["state"] == "disposed")
+    await _until(disposed, "inventory to dispose of the device")
+    device = (await admin.get(f"/devices/{old}")).json()
+    assert device["sanitisation"]["certificate_id"] == SANITISED.certificate_id
+    types = [json.loads(m.value)["type"] for m in app.state.runtime.bus.messages("migration.devices")
+             if m.key == old]
+    assert types.count("migration.device.replacement_paired.v1") == 1
+    assert types.count("migration.device.disposal_requested.v1") == 1
+
+
+async def test_a_scheduled_device_that_becomes_blocked_leaves_its_wave_and_the_wave_completes(
+        app: FastAPI, admin: httpx.AsyncClient, clock: FixedClock) -> None:
+    tags = ["MPS-D-700601", "MPS-D-700602"]
+    await admin.post("/devices", json=device_body(tags[0], applications=["Microsoft Office 2003"]))
+    await admin.post("/devices", json=device_body(tags[1], applications=["CRIS Crime Reporting"]))
+    for tag in tags:
+        await _assessed(admin, tag)
+    planned = await admin.post("/migration/waves", json={
+        "name": "later", "sites": [SITE], "start_date": str(clock.now().date() + timedelta(days=2)),
+        "daily_capacity": 5})
+    wave_id = planned.json()["wave"]["wave_id"]
+    assert planned.json()["wave"]["devices"] == tags
+    policy = (await admin.get("/migration/policy")).json()["policy"]
+    spec = {k: v for k, v in policy.items() if k not in ("version", "changed_at")}
+    spec["catalogue"]["CRIS Crime Reporting"]["compatibility"] = "incompatible"
+    assert (await admin.put("/migration/policy", json=spec)).json()["reassessed"] == 1
+    record = (await admin.get(f"/migration/devices/{tags[1]}")).json()
+    assert record["readiness"]["outcome"] == "blocked" and record["saga"]["state"] == "unscheduled"
+
+    handlers = app.state.runtime.services["migration"]
+    clock.advance(timedelta(days=2))
+    for _ in range(6):
+        await handlers.advance()
+    wave = (await admin.get(f"/migration/waves/{wave_id}")).json()
+    assert wave["wave"]["state"] == "completed", wave
+    assert (wave["progress"]["migrated"], wave["progress"]["unscheduled"]) == (1, 1)
+    assert (await admin.get(f"/migration/devices/{tags[1]}")).json()["saga"]["started_at"] is None
+    await app.state.runtime.relay.drain()
+    assert (await admin.get(f"/devices/{tags[1]}")).json()["state"] == "in_service"

@@ -1,4 +1,4 @@
-"""Inventory service processes of their own (``python -m uvicorn`` in a subprocess) on the
+"""Service processes of their own (``python -m uvicorn`` in a subprocess) on the
 real Kafka and store, so a test can run two replicas, or kill one with SIGKILL."""
 
 from __future__ import annotations
@@ -46,18 +46,22 @@ def _env(settings: Settings) -> dict[str, str]:
     return {**os.environ, **{f"ESTATE_{k.upper()}": str(v) for k, v in values.items()}}
 
 
-async def start_service(settings: Settings) -> ServiceProcess:
+async def start_service(settings: Settings, name: str = "inventory",
+                        env_overrides: dict[str, str] | None = None) -> ServiceProcess:
+    """The service ``name`` (from the registry) in a process of its own; ``env_overrides``
+    sets a service's own settings (e.g. migration's ``ESTATE_WAVE_INTERVAL_S``)."""
     port = free_port()
     # As a process manager would start it: the factory applies the project's logging (JSON).
-    command = [sys.executable, "-m", "uvicorn", "services.asgi:inventory", "--factory",
+    command = [sys.executable, "-m", "uvicorn", f"services.asgi:{name}", "--factory",
                "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    env = {**_env(settings), "ESTATE_LOG_LEVEL": os.environ.get("ESTATE_TEST_LOG_LEVEL", "WARNING")}
+    env = {**_env(settings), "ESTATE_LOG_LEVEL": os.environ.get("ESTATE_TEST_LOG_LEVEL", "WARNING"),
+           **(env_overrides or {})}
     process = subprocess.Popen(command, env=env)
     service = ServiceProcess(f"http://127.0.0.1:{port}", process, settings)
     async with httpx.AsyncClient() as http:
         for _ in range(600):
             if process.poll() is not None:
-                raise AssertionError("the inventory service process exited during start-up")
+                raise AssertionError(f"the {name} service process exited during start-up")
             try:
                 if (await http.get(f"{service.url}/health/ready")).status_code == 200:
                     return service
@@ -65,4 +69,4 @@ async def start_service(settings: Settings) -> ServiceProcess:
                 pass
             await asyncio.sleep(0.1)
     service.kill()
-    raise AssertionError("the inventory service process did not become ready")
+    raise AssertionError(f"the {name} service process did not become ready")

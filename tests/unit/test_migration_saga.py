@@ -113,3 +113,32 @@ def test_a_device_in_a_saga_keeps_its_verdict_until_the_saga_ends() -> None:
     from services.migration.sample_policy import sample_policy
     policy = domain.set_policy(None, sample_policy(), NOW).value
     assert not domain.reassess(_started(), policy, NOW).changed
+
+
+def test_a_scheduled_device_whose_verdict_becomes_blocked_leaves_its_wave_saying_why() -> None:
+    from services.migration.sample_policy import sample_policy
+    policy = domain.set_policy(None, sample_policy(), NOW).value
+    ready = domain.reassess(_record(), policy, NOW).value
+    assert ready.readiness is not None and ready.readiness.outcome.value == "upgrade_in_place"
+    scheduled = domain.schedule(ready, "W-1", date(2015, 8, 12), W81, NOW).value
+    blocked = domain.reassess(scheduled.model_copy(update={"applications": ["NSPIS Custody"]}), policy, NOW)
+    assert [n for n, _ in blocked.events] == ["migration.device.assessed.v1", "migration.device.unscheduled.v1"]
+    assert blocked.value.saga is not None and blocked.value.saga.state is SagaState.UNSCHEDULED
+    assert blocked.value.wave_id is None and blocked.value.version == scheduled.version + 1
+    assert blocked.events[1][1].reason == "readiness now blocked: NSPIS Custody"  # type: ignore[attr-defined]
+    # the wave's turn then finds it gone: it starts nothing, counts it unscheduled, and completes
+    assert not domain.start(blocked.value, NOW).changed
+    wave = domain.plan_wave("W-1", domain.WaveSpec(name="w", sites=["Camden Police Station"],
+                                                   start_date=date(2015, 8, 10), daily_capacity=5),
+                            [ready.asset_tag], NOW).value
+    wave = domain.start_wave(wave, date(2015, 8, 10), True, NOW).value
+    admitted = domain.take_turn(wave, date(2015, 8, 10), {}, NOW).value
+    done = domain.take_turn(admitted, date(2015, 8, 10), {ready.asset_tag: SagaState.UNSCHEDULED}, NOW)
+    assert done.value.state.value == "completed" and done.value.unscheduled == 1 and done.value.migrated == 0
+
+
+def test_a_started_device_keeps_its_saga_when_its_verdict_changes() -> None:
+    from services.migration.sample_policy import sample_policy
+    policy = domain.set_policy(None, sample_policy(), NOW).value
+    started = _started().model_copy(update={"applications": ["NSPIS Custody"]})
+    assert not domain.reassess(started, policy, NOW).changed
