@@ -17,11 +17,12 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
+from aiokafka.structs import ConsumerRecord
 
 from contracts.envelope import Envelope
 from services.runtime.settings import Settings
 from tests.integration.conftest import produce, read_topic
+from tests.integration.groups import begin_at_end
 from tests.integration.processes import ServiceProcess, start_service
 from tests.integration.test_delivery_guarantees import group_empty
 from tests.samples import device_body
@@ -73,22 +74,6 @@ async def caught_up(bootstrap: str, group: str, topics: list[str], timeout_s: fl
     finally:
         await consumer.stop()
         await admin.close()
-
-
-async def begin_at_end(bootstrap: str, group: str, topics: list[str]) -> None:
-    """Commit the topics' end offsets for ``group`` before its service starts: it then reads
-    only what this test publishes, not every earlier test's events on the shared topics."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        await consumer._client.force_metadata_update()  # noqa: SLF001 - topics may be new
-        partitions = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
-        if partitions:
-            ends = await consumer.end_offsets(partitions)
-            consumer.assign(partitions)
-            await consumer.commit({tp: OffsetAndMetadata(o, "") for tp, o in ends.items()})
-    finally:
-        await consumer.stop()
 
 
 async def start_migration(settings: Settings, env: dict[str, str]) -> ServiceProcess:

@@ -31,6 +31,7 @@ from services.runtime.runtime import Runtime
 from services.runtime.settings import Settings
 from tests.conftest import distributed_settings, unique
 from tests.integration.conftest import produce
+from tests.integration.groups import every_service_begins_at_end
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -56,6 +57,7 @@ async def apps(kafka_bootstrap: str, mongo_url: str, spans: InMemorySpanExporter
     """Each service as its own app and runtime, sharing a database and a consumer-group prefix
     as the deployed services share theirs."""
     database, prefix = unique("trace").replace("-", "_"), unique("trace") + "."
+    await every_service_begins_at_end(kafka_bootstrap, prefix)
     started: dict[str, FastAPI] = {}
     async with AsyncExitStack() as stack:
         for name in registry.SERVICES:

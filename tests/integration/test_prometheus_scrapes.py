@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from services.runtime.settings import Settings
 from tests.conftest import bearer, distributed_settings
 from tests.deploy.support import ALERTS_FILE, PROMETHEUS_DIR, ROOT, alert_rules, dashboards, panels
 from tests.integration.conftest import free_port, produce
+from tests.integration.groups import every_service_begins_at_end
 from tests.integration.processes import ServiceProcess, _env
 from tests.samples import CSV_HEADER, csv_line, device_body
 
@@ -99,8 +100,9 @@ class Prometheus:
 
 
 @pytest.fixture
-def services(kafka_bootstrap: str, mongo_url: str) -> Iterator[tuple[Settings, dict[str, ServiceProcess]]]:
+async def services(kafka_bootstrap: str, mongo_url: str) -> AsyncIterator[tuple[Settings, dict[str, ServiceProcess]]]:
     settings = distributed_settings(kafka_bootstrap, mongo_url)
+    await every_service_begins_at_end(kafka_bootstrap, settings.consumer_group_prefix)
     env = {**_env(settings), "PYTHONPATH": str(ROOT),
            "ESTATE_LOG_LEVEL": os.environ.get("ESTATE_TEST_LOG_LEVEL", "WARNING"),
            "ESTATE_WAVE_INTERVAL_S": "0.5", "ESTATE_REPORTING_REFRESH_S": "1", "ESTATE_EXPIRY_CHECK_INTERVAL_S": "1",
