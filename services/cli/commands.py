@@ -279,7 +279,10 @@ def scenario(
     result = scenario_cli.run(plan, console, progress)
     out = Console()
     out.print(scenario_cli.summary_table(result))
-    out.print(scenario_cli.calibration_table(result))
+    if result.checks:
+        out.print(scenario_cli.calibration_table(result))
+    else:
+        out.print("No published figure falls within the run (the first is on 2015-08-01).")
     if json_out is not None:
         scenario_cli.write_json(result, json_out)
     if not result.calibrated:

@@ -30,6 +30,8 @@ def test_calibration_accepts_the_published_trajectory_and_rejects_a_miss() -> No
     assert checks[-1].actual == pytest.approx(PUBLISHED_COST_GBP, rel=0.02)
     behind = {d: n * 1.03 for d, n in exact.items()}  # 3% more XP left every day
     assert [c.ok for c in calibrate(behind, plan)] == [False, False, True]
+    early = {d: n for d, n in exact.items() if d < date(2015, 9, 1)}  # a run that stopped in August 2015
+    assert [(c.on, c.ok) for c in calibrate(early, plan)] == [(date(2015, 8, 1), True)]
 
 
 def test_sizing_helpers() -> None:
