@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -120,6 +120,14 @@ class Runtime:
         time-driven checks that read ``runtime.clock``); a failure is logged and retried.
         Call from a setup."""
         self._periodic.append((what, every_s, job))
+
+    async def run_periodic_jobs(self, only: Collection[str] | None = None) -> None:
+        """Run every periodic job (or those named in ``only``) once, now, in the order
+        registered: a driver that moves a simulated clock runs them after each step rather
+        than waiting for their timers."""
+        for what, _, job in self._periodic:
+            if only is None or what in only:
+                await job()
 
     def load_in_background(self, what: str, load: Callable[[], Awaitable[None]]) -> None:
         """Load data (a service's sample data) once everything runs, without holding the

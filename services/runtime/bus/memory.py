@@ -75,6 +75,26 @@ class MemoryBus:
         async with self._appended:
             self._appended.notify_all()
 
+    def backlog(self) -> int:
+        """Messages published and not yet handled (committed) by every group subscribed to
+        their topic; 0 when the bus is idle."""
+        groups = {(sub.group, topic) for sub in self._subscriptions for topic in sub.topics}
+        return sum(len(partition) - self._committed.get((group, topic, p), 0)
+                   for group, topic in groups for p, partition in enumerate(self._log(topic)))
+
+    def published(self) -> int:
+        """How many messages were ever published (all topics)."""
+        return sum(len(partition) for partitions in self._logs.values() for partition in partitions)
+
+    async def idle(self, poll_s: float = 0.0005) -> None:
+        """Wait until every group has handled every message published so far (a simulated
+        clock moves on only once what the last step published has been consumed)."""
+        while self.backlog():
+            for task in self._tasks:
+                if task.done():
+                    raise BusUnavailable(f"{task.get_name()} has stopped; the bus cannot become idle")
+            await asyncio.sleep(poll_s)
+
     def messages(self, topic: str) -> list[Message]:
         """Everything ever published to a topic, partition by partition (for tests and replay)."""
         return [Message(r.topic, (r.key or b"").decode(errors="surrogateescape"), r.value or b"", r.headers,
