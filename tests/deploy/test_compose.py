@@ -101,6 +101,21 @@ def test_compose_otlp_endpoint_reaches_the_collector() -> None:
     assert "otel-collector" in compose()["services"]
 
 
+def test_traces_reach_the_trace_viewer() -> None:
+    """The collector's traces pipeline exports to a compose service that serves a trace UI."""
+    config = load_yaml(DEPLOY / "otel/collector.yaml")
+    exporters = config["service"]["pipelines"]["traces"]["exporters"]
+    viewers = [name for name in exporters if name.startswith("otlphttp/")]
+    assert viewers, "the traces pipeline keeps no trace anywhere (debug only)"
+    services = compose()["services"]
+    for name in viewers:
+        host = re.fullmatch(r"http://([a-z0-9-]+):4318/?", config["exporters"][name]["endpoint"])
+        assert host and host.group(1) in services, f"{name} points at no compose service"
+        viewer = services[host.group(1)]
+        assert any(p.endswith(":16686") for p in viewer.get("ports", [])), "the trace UI is not published"
+        assert host.group(1) in services["otel-collector"].get("depends_on", {})
+
+
 def test_collector_pipelines_use_defined_components() -> None:
     config = load_yaml(DEPLOY / "otel/collector.yaml")
     for pipeline in config["service"]["pipelines"].values():
