@@ -247,6 +247,36 @@ def dead_letters(
     console.print(f"{verb} {len(letters)} dead letter(s) on {dead_letter_topic(topic, group)}", markup=False)
 
 
+@app.command("what-if")
+def what_if(
+    fix: Annotated[list[str] | None, typer.Option(
+        help="APPLICATION=YYYY-MM-DD: its devices unblocked and migrated by then (repeatable)")] = None,
+    capacity_factor: Annotated[float | None, typer.Option(help="Multiply the burn-down (2 = twice)")] = None,
+    daily_capacity: Annotated[float | None, typer.Option(help="Devices a day on average instead")] = None,
+    budget_cut: Annotated[float, typer.Option(min=0, help="GBP taken off the budget")] = 0.0,
+    url: Annotated[str, typer.Option(envvar="ESTATE_URL", help="The platform's base URL")] = DEFAULT_URL,
+    token: Annotated[str | None, typer.Option(envvar="ESTATE_TOKEN", show_default=False,
+                                              help="A reader token (estate token --role reader)")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the answer as JSON")] = False,
+) -> None:
+    """Evaluate a change to the plan against the baseline, from the current figures (nothing
+    stored changes): forecast dates, P(deadline), extended-support cost, budget."""
+    import json
+
+    from services.cli import importer, render
+    from services.cli import whatif as cli_whatif
+    try:
+        body = cli_whatif.request(fix or [], capacity_factor, daily_capacity, budget_cut)
+        with importer.client(url, token) as http:
+            answer = cli_whatif.ask(http, body)
+    except (ValueError, cli_whatif.WhatIfFailed) as error:
+        _fail(str(error))
+    if json_out:
+        typer.echo(json.dumps(answer["result"], indent=2))
+    else:
+        render.stdout().print(cli_whatif.table(answer["result"]))
+
+
 @app.command()
 def scenario(
     scale: Annotated[float, typer.Option(min=0.001, max=1.0, help="Share of the estate simulated (0.05 = 1/20th)")]

@@ -15,7 +15,9 @@ from pydantic import BaseModel, Field
 from services.reporting.forecast import Forecast
 from services.reporting.handlers import TABLES, ReportingHandlers, Summary, Table
 from services.reporting.replay import ReplayReport
+from services.reporting.whatif import Changes, Fix, WhatIfResult, evaluate
 from services.runtime.auth import Admin, Reader
+from services.runtime.errors import FieldError, InvalidInput
 from services.runtime.http import handlers_of
 from services.runtime.openapi import PROTECTED, problem_responses
 
@@ -91,3 +93,54 @@ async def table(name: TableName, handlers: Handlers, _: Reader, as_of: AsOf = No
 async def replay(handlers: Handlers, _: Admin) -> ReplayAnswer:
     report, differences = await handlers.replay()
     return ReplayAnswer(report=report, equal_to_live=not differences, differences=differences)
+
+
+class FixChange(BaseModel):
+    application: str = Field(min_length=1, max_length=200, description="A blocking application (blockers table)")
+    by: date = Field(description="The day its devices are unblocked and migrated by")
+
+
+class WhatIfRequest(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    fixes: list[FixChange] = Field(default=[], max_length=50)
+    capacity_factor: float | None = Field(default=None, gt=0, le=100,
+                                          description="Multiply the observed burn-down (2 = twice the engineers)")
+    daily_capacity: float | None = Field(default=None, gt=0, le=1_000_000,
+                                         description="Devices a day on average instead (not with capacity_factor)")
+    budget_cut_gbp: float = Field(default=0.0, ge=0, le=1e12)
+
+
+class WhatIfAnswer(BaseModel):
+    result: WhatIfResult | None
+    note: str | None = Field(description="Why there is no answer (too little data), else null")
+
+
+@router.post("/what-if", response_model=WhatIfAnswer,
+             summary="Baseline and a changed plan side by side: forecast, P(deadline), cost; nothing stored",
+             description="Changes: applications fixed by a date, a capacity change, a budget cut. "
+                         "The model is described in services/reporting/whatif.py.",
+             responses=problem_responses(*PROTECTED, 422))
+async def what_if(body: WhatIfRequest, handlers: Handlers, _: Reader) -> WhatIfAnswer:
+    changes = Changes(fixes=tuple(Fix(f.application, f.by) for f in body.fixes),
+                      capacity_factor=body.capacity_factor, daily_capacity=body.daily_capacity,
+                      budget_cut_gbp=body.budget_cut_gbp)
+    if changes.capacity_factor is not None and changes.daily_capacity is not None:
+        raise InvalidInput("give capacity_factor or daily_capacity, not both",
+                           [FieldError("body.daily_capacity", "not with capacity_factor")])
+    blockers = await handlers.table("blockers")
+    unblocks = {str(r[1]): int(r[2]) for r in blockers.rows}
+    unknown = [i for i, f in enumerate(body.fixes) if f.application not in unblocks]
+    if unknown:
+        raise InvalidInput("not a blocking application now (see /reporting/tables/blockers)",
+                           [FieldError(f"body.fixes.{i}.application", "not a blocking application now")
+                            for i in unknown])
+    summary = await handlers.summary()
+    series = await handlers.legacy_series()
+    try:
+        result = evaluate(series, unblocks, changes, committed_gbp=summary.spend_committed_gbp,
+                          budget_gbp=summary.budget_gbp, settings=handlers.config.forecast,
+                          prices=handlers.config.prices)
+    except ValueError as error:
+        return WhatIfAnswer(result=None, note=str(error))
+    return WhatIfAnswer(result=result, note=None)

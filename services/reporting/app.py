@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import date
 
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from prometheus_client import CollectorRegistry, Gauge
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from services.reporting import consumers
+from services.reporting import consumers, page
 from services.reporting.api import router
 from services.reporting.cost import BUDGET_GBP, PRICES_GBP, SUPPORT_END, SUPPORT_START, SupportPrices
 from services.reporting.domain import projector
@@ -104,8 +104,16 @@ async def setup(runtime: Runtime) -> None:
     runtime.run_periodically("reporting gauges", settings.reporting_refresh_s, refresh)
 
 
+def routes() -> APIRouter:
+    """The JSON and CSV routes under /reporting, and the programme report page at /report."""
+    combined = APIRouter()
+    combined.include_router(router)
+    combined.include_router(page.router)
+    return combined
+
+
 def unit() -> ServiceUnit:
-    return ServiceUnit(name=NAME, title="Programme reporting", router=router, publishes=(),
+    return ServiceUnit(name=NAME, title="Programme reporting", router=routes(), publishes=(),
                        settings=ReportingSettings, metrics=ReportingMetrics, setup=setup)
 
 

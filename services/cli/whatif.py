@@ -1,0 +1,85 @@
+"""``estate what-if``: ask the platform for a changed plan beside the baseline, show both."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import httpx
+from rich.table import Table
+
+
+class WhatIfFailed(Exception):
+    pass
+
+
+def parse_fix(text: str) -> dict[str, str]:
+    """``APPLICATION=YYYY-MM-DD``"""
+    name, sep, day = text.rpartition("=")
+    if not sep or not name.strip():
+        raise ValueError(f"--fix {text!r}: write it as APPLICATION=YYYY-MM-DD")
+    try:
+        return {"application": name.strip(), "by": date.fromisoformat(day.strip()).isoformat()}
+    except ValueError:
+        raise ValueError(f"--fix {text!r}: {day!r} is not a date (YYYY-MM-DD)") from None
+
+
+def request(fixes: list[str], capacity_factor: float | None, daily_capacity: float | None,
+            budget_cut_gbp: float) -> dict[str, Any]:
+    body: dict[str, Any] = {"fixes": [parse_fix(f) for f in fixes], "budget_cut_gbp": budget_cut_gbp}
+    if capacity_factor is not None:
+        body["capacity_factor"] = capacity_factor
+    if daily_capacity is not None:
+        body["daily_capacity"] = daily_capacity
+    return body
+
+
+def ask(http: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
+    try:
+        response = http.post("/reporting/what-if", json=body)
+    except httpx.TransportError as error:
+        raise WhatIfFailed(f"the platform isn't reachable at {http.base_url} ({error})") from error
+    if response.status_code != 200:
+        try:
+            problem = response.json()
+            detail = problem.get("detail", "")
+            where = "; ".join(f"{e['location']}: {e['message']}" for e in problem.get("errors") or [])
+        except ValueError:
+            detail, where = response.text[:200], ""
+        raise WhatIfFailed(f"HTTP {response.status_code}: {detail}" + (f" ({where})" if where else ""))
+    answer: dict[str, Any] = response.json()
+    if answer.get("result") is None:
+        raise WhatIfFailed(f"no answer: {answer.get('note')}")
+    return answer
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "not within the horizon"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)
+
+
+ROWS = (("remaining", "Legacy devices now"), ("mean_daily_rate", "Devices a day (mean)"),
+        ("p50", "Completion, 50%"), ("p85", "Completion, 85%"), ("p95", "Completion, 95%"),
+        ("probability_by_deadline", "P(finished by the deadline)"),
+        ("extended_support_cost_to_completion_gbp", "Extended support to completion, GBP"),
+        ("budget_gbp", "Budget, GBP"), ("budget_remaining_gbp", "Budget left, GBP"),
+        ("over_budget", "Over budget"))
+
+
+def table(result: dict[str, Any]) -> Table:
+    out = Table(title=f"What if (as of {result['as_of']}, deadline {result['deadline']})")
+    out.add_column("")
+    out.add_column("baseline", justify="right")
+    out.add_column("scenario", justify="right")
+    for key, label in ROWS:
+        out.add_row(label, _show(result["baseline"][key]), _show(result["scenario"][key]))
+    earlier = result["p50_earlier_by_days"]
+    out.caption = ("50% date: " + ("not comparable" if earlier is None else
+                                   f"{earlier} days earlier" if earlier >= 0 else f"{-earlier} days later")
+                   + "; " + "; ".join(result["assumptions"]))
+    return out
