@@ -21,13 +21,13 @@ from contracts.inventory import DeviceRegisteredV1, DeviceSnapshot, DeviceUpdate
 from contracts.migration import Readiness, SagaState, WaveState
 from contracts.procurement import DeliveryReceivedV1
 from services.migration import domain
-from services.migration.domain import DeviceRecord, Policy, PolicySpec, Wave, WaveSpec
+from services.migration.domain import DeviceRecord, Policy, PolicySpec, Revised, Wave, WaveSpec
 from services.migration.executor import StepExecutor
-from services.migration.store import DeviceRecords, Policies, Sites, Waves
+from services.migration.store import DeviceRecords, Placement, Policies, Sites, Waves
 from services.runtime.changes import Change
 from services.runtime.clock import Clock
 from services.runtime.errors import Conflict, FieldError, InvalidInput
-from services.runtime.repository import AlreadyStored, NotStored, Page
+from services.runtime.repository import AlreadyStored, NotStored, Page, VersionedWrite
 from services.runtime.store import Document, Store
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,9 @@ A = TypeVar("A", bound=BaseModel)
 T = TypeVar("T")
 R = TypeVar("R")
 CONCURRENCY = 50
+REGISTERED = "inventory.device.registered.v1"
+UPDATED = "inventory.device.updated.v1"
+DEVICE_EVENTS = (REGISTERED, UPDATED)
 PLAN_GRACE = timedelta(minutes=2)
 """How long a plan may take scheduling its devices before the wave job finishes it instead."""
 
@@ -134,14 +137,11 @@ class MigrationHandlers:
 
     async def on_device(self, envelope: Envelope) -> None:
         """A device registered or updated in inventory: keep its facts, assess it."""
-        if envelope.type == "inventory.device.registered.v1":
-            device: DeviceSnapshot = DeviceRegisteredV1.model_validate(envelope.data).device
-        else:
-            device = DeviceUpdatedV1.model_validate(envelope.data).device
+        device = _snapshot(envelope)
         policy = await self.policies.current()
         for attempt in range(3):
             # a registration is usually of a device migration has not seen: try the insert first
-            fresh = attempt == 0 and envelope.type == "inventory.device.registered.v1"
+            fresh = attempt == 0 and envelope.type == REGISTERED
             record = None if fresh else await self.devices.load(device.asset_tag)
             change = domain.observe(record, device, policy, self._clock.now())
             if change is None:
@@ -158,24 +158,96 @@ class MigrationHandlers:
             await self._project(record, after, policy)
             return
 
+    async def on_devices(self, envelopes: Sequence[Envelope]) -> None:
+        """Many device events of one partition together, with the same outcome and events as
+        ``on_device`` one after the other: the policy read once, the records known read in one
+        go, every decision taken in memory (a device's events in their order, folded into one
+        write carrying all their events), then one bulk insert of the new records, one bulk
+        version-guarded write of the changed ones and one bulk write of the site projection.
+        A device whose write lost a race (stored meanwhile, or changed) goes through
+        ``on_device``, its events in order. Idempotent as a whole: a redelivered event is
+        older than the facts its record holds, and decides nothing."""
+        by_tag: dict[str, list[tuple[Envelope, DeviceSnapshot]]] = {}
+        for envelope in envelopes:
+            by_tag.setdefault((device := _snapshot(envelope)).asset_tag, []).append((envelope, device))
+        if not by_tag:
+            return
+        policy = await self.policies.current()
+        # a device first seen registering is usually one migration has not seen: no read for it
+        pending = list(by_tag)
+        records = await self.devices.load_many(t for t in pending if by_tag[t][0][0].type != REGISTERED)
+        for _ in range(2):  # then once more for those stored or changed meanwhile, read again
+            pending = await self._assess_many({t: by_tag[t] for t in pending}, records, policy)
+            if not pending:
+                return
+            records = await self.devices.load_many(pending)
+        log.info("%d of %d devices kept changing while their batch was decided: one by one",
+                 len(pending), len(by_tag))
+        for tag in pending:
+            for envelope, _ in by_tag[tag]:
+                await self.on_device(envelope)
+
+    async def _assess_many(self, by_tag: dict[str, list[tuple[Envelope, DeviceSnapshot]]],
+                           records: dict[str, DeviceRecord], policy: Policy | None) -> list[str]:
+        """Decide every device's events on its record as read (None: not stored), write the
+        changes in bulk; returns the devices whose write lost a race."""
+        now = self._clock.now()
+        new_docs: list[Document] = []
+        new_tags: list[str] = []
+        writes: list[VersionedWrite[DeviceRecord]] = []
+        steps: dict[str, list[tuple[DeviceRecord | None, DeviceRecord]]] = {}
+        for tag, items in by_tag.items():
+            record = records.get(tag)
+            current, events = record, []
+            for _, device in items:
+                change = domain.observe(current, device, policy, now)
+                if change is None:
+                    continue
+                steps.setdefault(tag, []).append((current, change.value))
+                events += change.events
+                current = change.value
+            if current is None or current is record:
+                continue
+            if record is None:
+                new_docs.append(self.devices.new_document(Change(current, events)))
+                new_tags.append(tag)
+            else:
+                writes.append(VersionedWrite(Revised(current, events), record.version))
+        refused = await self.devices.insert_documents(new_docs) if new_docs else set()
+        landed = {t for i, t in enumerate(new_tags) if i not in refused} | await self.devices.write_many(writes)
+        await self.sites.apply([p for tag in landed for before, after in steps[tag]
+                                for p in self._placements(before, after, policy)])
+        return [t for t in steps if t not in landed]
+
     async def _project(self, before: DeviceRecord | None, after: DeviceRecord, policy: Policy | None) -> None:
         """Keep the site projection in step with the record's verdict (and its move, if any)."""
+        for placement in self._placements(before, after, policy):
+            if placement.leaves:
+                await self.sites.leave(placement.site, placement.tag)
+            else:
+                await self.sites.place(placement.site, placement.borough, placement.tag, ready=placement.ready,
+                                       awaiting=placement.awaiting)
+
+    def _placements(self, before: DeviceRecord | None, after: DeviceRecord, policy: Policy | None) -> list[Placement]:
+        """The site projection's writes for a record going from ``before`` to ``after`` (none when
+        its verdict, site and replacement are unchanged); tells the observer of a new verdict."""
         outcome = after.readiness.outcome if after.readiness is not None else None
         if before is not None and before.readiness is not None and after.readiness is not None \
                 and before.readiness.outcome == outcome and before.location == after.location \
                 and before.replaced_by == after.replaced_by:
-            return
+            return []
         if outcome is not None:
             self._observer.assessed(outcome)
+        found = []
         if before is not None and before.location.site != after.location.site:
-            await self.sites.leave(before.location.site, after.asset_tag)
+            found.append(Placement(before.location.site, after.asset_tag, leaves=True))
         ready = after.kind.value if outcome is Readiness.UPGRADE_IN_PLACE else None
         awaiting = None
         if outcome in domain.NEEDS_REPLACEMENT and after.replaced_by is None:
             kind = after.kind if outcome is Readiness.REPLACE or policy is None else policy.replacement_kind
             awaiting = kind.value
-        await self.sites.place(after.location.site, after.location.borough, after.asset_tag, ready=ready,
-                               awaiting=awaiting)
+        found.append(Placement(after.location.site, after.asset_tag, after.location.borough, ready, awaiting))
+        return found
 
     async def device(self, tag: str) -> DeviceRecord:
         return await self.devices.get(tag)
@@ -347,6 +419,12 @@ class MigrationHandlers:
         if after.saga is not None and after.saga.ended and not saga.ended:
             self._observer.saga_ended(after.saga.state)
         return after
+
+
+def _snapshot(envelope: Envelope) -> DeviceSnapshot:
+    if envelope.type == REGISTERED:
+        return DeviceRegisteredV1.model_validate(envelope.data).device
+    return DeviceUpdatedV1.model_validate(envelope.data).device
 
 
 def _plannable(record: DeviceRecord) -> bool:

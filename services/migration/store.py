@@ -4,6 +4,7 @@ awaiting a replacement, so waves and pairing read sites by ``_id`` instead of fi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from contracts.envelope import new_envelope
@@ -13,7 +14,7 @@ from services.migration.domain import DeviceRecord, Policy, Wave
 from services.runtime.changes import Change
 from services.runtime.outbox import outbox_entries
 from services.runtime.repository import Repository
-from services.runtime.store import Collection, Document, Store
+from services.runtime.store import Collection, Document, Store, UpdateOp
 
 SOURCE = "/estate/migration"
 ASSET_TAG_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
@@ -84,6 +85,19 @@ class Policies(Repository[Policy]):
         return self._cached
 
 
+@dataclass(frozen=True)
+class Placement:
+    """One device's entry at one site: placed (ready to upgrade as ``ready``, awaiting a
+    replacement of kind ``awaiting``, or neither) or, with ``leaves``, taken off the site."""
+
+    site: str
+    tag: str
+    borough: str | None = None
+    ready: str | None = None
+    awaiting: str | None = None
+    leaves: bool = False
+
+
 class Sites:
     """``{_id: site, borough, ready: {tag: kind}, awaiting: {tag: needed kind}, paired: {new: old}}``,
     changed by ``$set``/``$unset`` of one tag at a time (idempotent, no version needed)."""
@@ -111,6 +125,39 @@ class Sites:
         if unsets:
             update["$unset"] = unsets
         await self.collection.update_one({"_id": site}, update, upsert=True)
+
+    async def apply(self, placements: list[Placement]) -> None:
+        """Many placements in one bulk write, one update per site: the last placement of a
+        device at a site is the one that counts (each sets or unsets both of its entries, so
+        the result is that of applying them in order). Idempotent, like ``place``."""
+        last: dict[tuple[str, str], Placement] = {}
+        for p in placements:
+            last.pop((p.site, p.tag), None)
+            last[(p.site, p.tag)] = p
+        updates: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        upsert: set[str] = set()
+        for p in last.values():
+            sets, unsets = updates.setdefault(p.site, ({}, {}))
+            if p.leaves:
+                unsets[f"ready.{p.tag}"] = unsets[f"awaiting.{p.tag}"] = ""
+                continue
+            upsert.add(p.site)
+            sets["borough"] = p.borough
+            for field, value in (("ready", p.ready), ("awaiting", p.awaiting)):
+                if value is None:
+                    unsets[f"{field}.{p.tag}"] = ""
+                else:
+                    sets[f"{field}.{p.tag}"] = value
+        ops = []
+        for site, (sets, unsets) in updates.items():
+            update: dict[str, Any] = {}
+            if sets:
+                update["$set"] = sets
+            if unsets:
+                update["$unset"] = unsets
+            ops.append(UpdateOp({"_id": site}, update, upsert=site in upsert))
+        if ops:
+            await self.collection.bulk_update(ops)
 
     async def leave(self, site: str, tag: str) -> None:
         await self.collection.update_one({"_id": site}, {"$unset": {f"ready.{tag}": "", f"awaiting.{tag}": ""}})
