@@ -27,7 +27,7 @@ from services.migration.store import DeviceRecords, Placement, Policies, Sites, 
 from services.runtime.changes import Change
 from services.runtime.clock import Clock
 from services.runtime.errors import Conflict, FieldError, InvalidInput
-from services.runtime.repository import AlreadyStored, NotStored, Page, VersionedWrite
+from services.runtime.repository import AlreadyStored, Page, VersionedWrite
 from services.runtime.store import Document, Store
 
 log = logging.getLogger(__name__)
@@ -303,7 +303,7 @@ class MigrationHandlers:
             await self.waves.get(spec.gate.after_wave)
         wave_id = f"W-{uuid.uuid4().hex[:8].upper()}"
         wave = await self.waves.insert(_decide(lambda: domain.plan_wave(wave_id, spec, free, self._clock.now())))
-        scheduled = await _gather(list(enumerate(wave.devices)), lambda p: self._schedule(wave, p, policy))
+        scheduled = await self._schedule_many(wave, list(enumerate(wave.devices)), policy)
         kept = [t for t, ok in zip(wave.devices, scheduled, strict=True) if ok]
         return await self.waves.mutate(wave_id, None, lambda w: _refit(w, kept))
 
@@ -311,18 +311,46 @@ class MigrationHandlers:
         """A plan interrupted (the process stopped while it scheduled the wave's devices):
         schedule them again (a device scheduled already is left as it is) and let the wave run."""
         policy = await self.policies.get("policy")
-        scheduled = await _gather(list(enumerate(wave.devices)), lambda p: self._schedule(wave, p, policy))
+        scheduled = await self._schedule_many(wave, list(enumerate(wave.devices)), policy)
         kept = [t for t, ok in zip(wave.devices, scheduled, strict=True) if ok]
         await self.waves.mutate(wave.wave_id, None, lambda w: _refit(w, kept))
 
-    async def _schedule(self, wave: Wave, pair: tuple[int, str], policy: Policy) -> bool:
-        index, tag = pair
-        try:
-            await self.devices.mutate(tag, None, lambda r: domain.schedule(r, wave.wave_id, wave.day_of(index),
-                                                                           policy.target, self._clock.now()))
-        except (domain.StateError, NotStored):
-            return False
-        return True
+    async def _schedule_many(self, wave: Wave, pairs: list[tuple[int, str]], policy: Policy) -> list[bool]:
+        """Schedule each (index, tag) of ``wave`` on its day, in one bulk write; whether each is
+        in the wave (False: not stored, or in another wave or migrated already)."""
+        day = {tag: wave.day_of(index) for index, tag in pairs}
+        refused: set[str] = set()
+        now = self._clock.now()
+
+        def decide(r: DeviceRecord) -> Change[DeviceRecord]:
+            refused.discard(r.asset_tag)
+            try:
+                return domain.schedule(r, wave.wave_id, day[r.asset_tag], policy.target, now)
+            except domain.StateError:
+                refused.add(r.asset_tag)
+                return Change(r)
+
+        records = await self.devices.load_many(day)
+        await self._mutate_many(list(records.values()), decide)
+        return [t in records and t not in refused for _, t in pairs]
+
+    async def _mutate_many(self, records: Sequence[DeviceRecord],
+                           decide: Callable[[DeviceRecord], Change[DeviceRecord]]) -> dict[str, DeviceRecord]:
+        """``devices.mutate`` for many records read already: each decided on the record as
+        read, the changes written in one version-guarded bulk write; those that lost a race are
+        read and decided again one by one. Returns each record as it then stands."""
+        after: dict[str, DeviceRecord] = {}
+        writes: list[VersionedWrite[DeviceRecord]] = []
+        for record in records:
+            change = decide(record)
+            if change.changed:
+                writes.append(VersionedWrite(change, record.version))
+            after[record.asset_tag] = change.value
+        landed = await self.devices.write_many(writes)
+        lost = [w.change.value.asset_tag for w in writes if w.change.value.asset_tag not in landed]
+        if lost:
+            after.update(zip(lost, await _gather(lost, lambda t: self.devices.mutate(t, None, decide)), strict=True))
+        return after
 
     async def wave(self, wave_id: str) -> Wave:
         return await self.waves.get(wave_id)
@@ -339,16 +367,16 @@ class MigrationHandlers:
         wave = await self.waves.mutate(wave_id, expected_version, lambda w: _decide(
             lambda: domain.resume_wave(w, now.date(), now)))
         policy = await self.policies.get("policy")
-        pending = list(enumerate(wave.devices))[wave.started:]
-        await _gather(pending, lambda p: self._schedule(wave, p, policy))
+        await self._schedule_many(wave, list(enumerate(wave.devices))[wave.started:], policy)
         return wave
 
     async def cancel(self, wave_id: str, reason: str | None, expected_version: int | None) -> Wave:
         wave = await self.waves.mutate(wave_id, expected_version, lambda w: _decide(
             lambda: domain.cancel_wave(w, reason, self._clock.now())))
         why = f"wave cancelled: {reason}" if reason else "wave cancelled"
-        await _gather(wave.devices[wave.started:], lambda t: self.devices.mutate(
-            t, None, lambda r: domain.unschedule(r, why[:120], self._clock.now())))
+        now = self._clock.now()
+        pending = await self.devices.load_many(wave.devices[wave.started:])
+        await self._mutate_many(list(pending.values()), lambda r: domain.unschedule(r, why[:120], now))
         return wave
 
     async def recommend_pilot(self, sites: list[str]) -> tuple[list[str], set[str], int]:
@@ -393,32 +421,46 @@ class MigrationHandlers:
             wave = await self.waves.mutate(wave.wave_id, None, lambda w: domain.start_wave(
                 w, now.date(), domain.gate_open(w, previous), now))
         records = await self.devices.load_many(wave.active)
-        results = await _gather(list(records.values()), lambda r: self._step(r, wave.wave_id))
+        results = await self._steps(list(records.values()), wave.wave_id)
         ended = {r.asset_tag: state for r in results if (state := _ended_in(r, wave.wave_id)) is not None}
         ended.update({t: SagaState.FAILED for t in wave.active if t not in records})  # vanished: counted failed
         before = wave.started
         wave = await self.waves.mutate(wave.wave_id, None, lambda w: domain.take_turn(w, now.date(), ended, now))
-        admitted = wave.devices[before:wave.started]
-        await _gather(admitted, lambda t: self.devices.mutate(t, None, lambda r: _start(r, wave.wave_id, now)))
+        admitted = await self.devices.load_many(wave.devices[before:wave.started])
+        await self._mutate_many(list(admitted.values()), lambda r: _start(r, wave.wave_id, now))
 
-    async def _step(self, record: DeviceRecord, wave_id: str) -> DeviceRecord:
-        saga = record.saga
+    async def _steps(self, records: list[DeviceRecord], wave_id: str) -> list[DeviceRecord]:
+        """One turn of each device's saga in ``wave_id``: its start if that was not stored (an
+        interrupted turn), else its next step if due; the outcomes written in one bulk write."""
         now = self._clock.now()
-        if saga is None or saga.wave_id != wave_id or saga.ended:
-            return record
-        if not saga.started:  # admitted, but its start was not stored (an interrupted turn)
-            return await self.devices.mutate(record.asset_tag, None, lambda r: _start(r, wave_id, now))
-        if saga.next_step is None or (saga.due_at is not None and saga.due_at > now):
-            return record
-        step, attempt = saga.next_step, saga.attempt
-        started = time.perf_counter()
-        result = await self._executor.run(record.asset_tag, step, attempt)
-        self._observer.step(step.value, result.ok, time.perf_counter() - started + result.duration_s)
-        after = await self.devices.mutate(record.asset_tag, None, lambda r: domain.step_done(
-            r, step, attempt, result, self._max_attempts, self._clock.now()))
-        if after.saga is not None and after.saga.ended and not saga.ended:
-            self._observer.saga_ended(after.saga.state)
-        return after
+        decisions: dict[str, Callable[[DeviceRecord], Change[DeviceRecord]]] = {}
+        due: list[DeviceRecord] = []
+        for record in records:
+            saga = record.saga
+            if saga is None or saga.wave_id != wave_id or saga.ended:
+                continue
+            if not saga.started:
+                decisions[record.asset_tag] = lambda r: _start(r, wave_id, now)
+            elif saga.next_step is not None and (saga.due_at is None or saga.due_at <= now):
+                due.append(record)
+
+        async def run(record: DeviceRecord) -> None:
+            assert record.saga is not None and record.saga.next_step is not None
+            step, attempt = record.saga.next_step, record.saga.attempt
+            started = time.perf_counter()
+            result = await self._executor.run(record.asset_tag, step, attempt)
+            self._observer.step(step.value, result.ok, time.perf_counter() - started + result.duration_s)
+            decisions[record.asset_tag] = lambda r: domain.step_done(r, step, attempt, result, self._max_attempts,
+                                                                     self._clock.now())
+
+        await _gather(due, run)
+        after = await self._mutate_many([r for r in records if r.asset_tag in decisions],
+                                        lambda r: decisions[r.asset_tag](r))
+        for record in records:
+            now_saga = after[record.asset_tag].saga if record.asset_tag in after else None
+            if now_saga is not None and now_saga.ended and record.saga is not None and not record.saga.ended:
+                self._observer.saga_ended(now_saga.state)
+        return [after.get(r.asset_tag, r) for r in records]
 
 
 def _snapshot(envelope: Envelope) -> DeviceSnapshot:

@@ -29,7 +29,8 @@ from tests.samples import device_body
 
 pytestmark = pytest.mark.asyncio
 NOW = datetime(2015, 8, 3, 9, tzinfo=UTC)
-WEAK = {**device_body()["hardware"], "ram_mb": 1024}
+GOOD: dict[str, Any] = device_body()["hardware"]
+WEAK = {**GOOD, "ram_mb": 1024}
 ELSEWHERE = {"site": "Brixton Police Station", "borough": "Lambeth", "unit": "Territorial Policing"}
 
 
@@ -93,19 +94,20 @@ def traffic() -> tuple[list[Envelope], list[Envelope]]:
     registered and updated within one batch, a move of site, a device fixed then broken)."""
     first: list[Envelope] = []
     devices: dict[str, Device] = {}
-    for tag, over in [("MPS-D-100001", {}), ("MPS-D-100002", {"hardware": WEAK}),
+    kinds: list[tuple[str, dict[str, Any]]] = [("MPS-D-100001", {}), ("MPS-D-100002", {"hardware": WEAK}),
                       ("MPS-D-100003", {"applications": ["NSPIS Custody"]}),
                       ("MPS-D-100004", {"os": {"family": "windows", "version": "8.1"}}),
-                      ("MPS-D-100005", {"hardware": {**WEAK, "cpu_cores": 1}})]:
+                      ("MPS-D-100005", {"hardware": {**WEAK, "cpu_cores": 1}})]
+    for tag, over in kinds:
         devices[tag], envelope = registered(tag, **over)
         first.append(envelope)
     second: list[Envelope] = []
     devices["MPS-D-100001"], e1 = updated(devices["MPS-D-100001"], location=ELSEWHERE)
-    devices["MPS-D-100002"], e2 = updated(devices["MPS-D-100002"], hardware=device_body()["hardware"])
+    devices["MPS-D-100002"], e2 = updated(devices["MPS-D-100002"], hardware=GOOD)
     devices["MPS-D-100002"], e3 = updated(devices["MPS-D-100002"], hardware=WEAK)
     devices["MPS-D-100003"], e4 = updated(devices["MPS-D-100003"], applications=["CRIS Crime Reporting"])
     devices["MPS-D-100006"], e5 = registered("MPS-D-100006", hardware=WEAK)
-    devices["MPS-D-100006"], e6 = updated(devices["MPS-D-100006"], hardware=device_body()["hardware"])
+    devices["MPS-D-100006"], e6 = updated(devices["MPS-D-100006"], hardware=GOOD)
     devices["MPS-D-100001"], e7 = updated(devices["MPS-D-100001"], applications=["MERLIN Vulnerable Persons"])
     second += [e1, e2, e5, e3, e4, e6, e7]
     return first, second
@@ -174,9 +176,9 @@ async def test_a_device_changed_while_its_batch_was_decided_is_decided_again(pai
 async def test_site_placements_in_one_write_end_as_in_order() -> None:
     store = MemoryStore()
     runtime = Runtime.build(Settings(), clock=FixedClock(NOW))
-    handlers = MigrationHandlers(store, DeviceRecords(store, runtime.relay, runtime.clock),
-                                 Waves(store, runtime.relay, runtime.clock), Policies(store, runtime.relay, runtime.clock),
-                                 runtime.clock, SimulatedExecutor())
+    relay, clock = runtime.relay, runtime.clock
+    handlers = MigrationHandlers(store, DeviceRecords(store, relay, clock), Waves(store, relay, clock),
+                                 Policies(store, relay, clock), clock, SimulatedExecutor())
     placements = [Placement("A", "T1", "B1", ready="desktop"), Placement("A", "T2", "B1", awaiting="laptop"),
                   Placement("A", "T1", leaves=True), Placement("C", "T1", "B2", ready="desktop"),
                   Placement("A", "T2", "B1", ready="desktop"), Placement("D", "T3", leaves=True)]
