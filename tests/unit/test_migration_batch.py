@@ -17,6 +17,7 @@ from contracts.envelope import Envelope, new_envelope
 from contracts.migration import Readiness
 from services.inventory import domain as inventory
 from services.inventory.domain import Device, DevicePatch, DeviceSpec
+from services.migration.domain import WaveSpec
 from services.migration.executor import SimulatedExecutor
 from services.migration.handlers import MigrationHandlers, MigrationObserver
 from services.migration.sample_policy import sample_policy
@@ -196,3 +197,41 @@ async def test_site_placements_in_one_write_end_as_in_order() -> None:
 
     assert entries(await handlers.sites.collection.find({}, sort=[("_id", 1)])) == \
         entries(await sites.collection.find({}, sort=[("_id", 1)]))
+
+
+async def test_a_wave_whose_bulk_step_write_loses_a_race_still_runs_each_step_once(
+        pair: tuple[Setup, Setup]) -> None:
+    _, setup = pair
+    handlers = setup.handlers
+    devices: dict[str, Device] = {}
+    for n in range(3):
+        tag = f"MPS-D-20000{n}"
+        devices[tag], envelope = registered(tag)
+        await handlers.on_device(envelope)
+    wave = await handlers.plan_wave(WaveSpec.model_validate({
+        "name": "race", "sites": ["Hammersmith Police Station"], "start_date": NOW.date().isoformat(),
+        "daily_capacity": 3}))
+    assert len(wave.devices) == 3
+    real_write_many = handlers.devices.write_many
+    raced: list[str] = []
+
+    async def race_then_write(writes: Any) -> Any:
+        """A concurrent change of the first device lands between the turn's read and its write."""
+        if writes and len(raced) < 2:
+            tag = writes[0].change.value.asset_tag
+            raced.append(tag)
+            devices[tag], envelope = updated(devices[tag], applications=[f"Tool {len(raced)}"])
+            await handlers.on_device(envelope)
+        return await real_write_many(writes)
+
+    handlers.devices.write_many = race_then_write  # type: ignore[method-assign]
+    for _ in range(10):
+        await handlers.advance()
+    assert len(raced) == 2
+    wave = await handlers.wave(wave.wave_id)
+    assert wave.state.value == "completed" and wave.progress().migrated == 3
+    _, events, _ = await setup.state()
+    for tag in wave.devices:
+        steps = [d["step"] for _, _, t, d in events[tag] if t == "migration.device.step_completed.v1"]
+        assert steps == ["back_up", "deploy_os", "verify"], tag
+        assert [t for _, _, t, _ in events[tag]].count("migration.device.migrated.v1") == 1
