@@ -303,7 +303,7 @@ class MigrationHandlers:
             await self.waves.get(spec.gate.after_wave)
         wave_id = f"W-{uuid.uuid4().hex[:8].upper()}"
         wave = await self.waves.insert(_decide(lambda: domain.plan_wave(wave_id, spec, free, self._clock.now())))
-        scheduled = await self._schedule_many(wave, list(enumerate(wave.devices)), policy)
+        scheduled = await self._schedule_many(wave, list(enumerate(wave.devices)), policy, records)
         kept = [t for t, ok in zip(wave.devices, scheduled, strict=True) if ok]
         return await self.waves.mutate(wave_id, None, lambda w: _refit(w, kept))
 
@@ -315,9 +315,12 @@ class MigrationHandlers:
         kept = [t for t, ok in zip(wave.devices, scheduled, strict=True) if ok]
         await self.waves.mutate(wave.wave_id, None, lambda w: _refit(w, kept))
 
-    async def _schedule_many(self, wave: Wave, pairs: list[tuple[int, str]], policy: Policy) -> list[bool]:
+    async def _schedule_many(self, wave: Wave, pairs: list[tuple[int, str]], policy: Policy,
+                             read: dict[str, DeviceRecord] | None = None) -> list[bool]:
         """Schedule each (index, tag) of ``wave`` on its day, in one bulk write; whether each is
-        in the wave (False: not stored, or in another wave or migrated already)."""
+        in the wave (False: not stored, or in another wave or migrated already). ``read``: the
+        records as just read, if they were (a record changed since loses its version-guarded
+        write and is read and decided again)."""
         day = {tag: wave.day_of(index) for index, tag in pairs}
         refused: set[str] = set()
         now = self._clock.now()
@@ -330,7 +333,7 @@ class MigrationHandlers:
                 refused.add(r.asset_tag)
                 return Change(r)
 
-        records = await self.devices.load_many(day)
+        records = {t: read[t] for t in day if t in read} if read is not None else await self.devices.load_many(day)
         await self._mutate_many(list(records.values()), decide)
         return [t in records and t not in refused for _, t in pairs]
 
