@@ -4,6 +4,7 @@ awaiting a replacement, so waves and pairing read sites by ``_id`` instead of fi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,8 @@ from services.runtime.store import Collection, Document, Store, UpdateOp
 SOURCE = "/estate/migration"
 ASSET_TAG_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
 WAVE_ID_PATTERN = r"^W-[0-9A-F]{8}$"
+IN_CHUNK = 250
+"""Device records read per ``_id $in`` query."""
 
 
 class DeviceRecords(Repository[DeviceRecord]):
@@ -31,6 +34,18 @@ class DeviceRecords(Repository[DeviceRecord]):
 
     def key(self, value: DeviceRecord) -> str:
         return value.asset_tag
+
+    async def load_many(self, keys: Iterable[str]) -> dict[str, DeviceRecord]:
+        """Records by asset tag (the missing ones left out), ``IN_CHUNK`` per ``_id $in`` query:
+        one round trip where lone lookups cost one each (about 6 ms apiece on FerretDB, which
+        answers them one after another). MongoDB and the project's FerretDB build answer an
+        ``_id $in`` from the ``_id`` index (see ``_by_id`` in the store)."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, DeviceRecord] = {}
+        for start in range(0, len(wanted), IN_CHUNK):
+            for doc in await self.collection.find({"_id": {"$in": wanted[start:start + IN_CHUNK]}}):
+                found[str(doc["_id"])] = self.from_document(doc)
+        return found
 
     def entries(self, change: Change[DeviceRecord], trace: dict[str, str] | None = None) -> list[Document]:
         """Each event on its own type's topic: a replacement need travels to procurement on
