@@ -21,13 +21,13 @@ from contracts.inventory import DeviceRegisteredV1, DeviceSnapshot, DeviceUpdate
 from contracts.migration import Readiness, SagaState, WaveState
 from contracts.procurement import DeliveryReceivedV1
 from services.migration import domain
-from services.migration.domain import DeviceRecord, Policy, PolicySpec, Wave, WaveSpec
+from services.migration.domain import DeviceRecord, Policy, PolicySpec, Revised, Wave, WaveSpec
 from services.migration.executor import StepExecutor
-from services.migration.store import DeviceRecords, Policies, Sites, Waves
+from services.migration.store import DeviceRecords, Placement, Policies, Sites, Waves
 from services.runtime.changes import Change
 from services.runtime.clock import Clock
 from services.runtime.errors import Conflict, FieldError, InvalidInput
-from services.runtime.repository import AlreadyStored, NotStored, Page
+from services.runtime.repository import AlreadyStored, Page, VersionedWrite
 from services.runtime.store import Document, Store
 
 log = logging.getLogger(__name__)
@@ -35,6 +35,9 @@ A = TypeVar("A", bound=BaseModel)
 T = TypeVar("T")
 R = TypeVar("R")
 CONCURRENCY = 50
+REGISTERED = "inventory.device.registered.v1"
+UPDATED = "inventory.device.updated.v1"
+DEVICE_EVENTS = (REGISTERED, UPDATED)
 PLAN_GRACE = timedelta(minutes=2)
 """How long a plan may take scheduling its devices before the wave job finishes it instead."""
 
@@ -134,14 +137,11 @@ class MigrationHandlers:
 
     async def on_device(self, envelope: Envelope) -> None:
         """A device registered or updated in inventory: keep its facts, assess it."""
-        if envelope.type == "inventory.device.registered.v1":
-            device: DeviceSnapshot = DeviceRegisteredV1.model_validate(envelope.data).device
-        else:
-            device = DeviceUpdatedV1.model_validate(envelope.data).device
+        device = _snapshot(envelope)
         policy = await self.policies.current()
         for attempt in range(3):
             # a registration is usually of a device migration has not seen: try the insert first
-            fresh = attempt == 0 and envelope.type == "inventory.device.registered.v1"
+            fresh = attempt == 0 and envelope.type == REGISTERED
             record = None if fresh else await self.devices.load(device.asset_tag)
             change = domain.observe(record, device, policy, self._clock.now())
             if change is None:
@@ -158,24 +158,96 @@ class MigrationHandlers:
             await self._project(record, after, policy)
             return
 
+    async def on_devices(self, envelopes: Sequence[Envelope]) -> None:
+        """Many device events of one partition together, with the same outcome and events as
+        ``on_device`` one after the other: the policy read once, the records known read in one
+        go, every decision taken in memory (a device's events in their order, folded into one
+        write carrying all their events), then one bulk insert of the new records, one bulk
+        version-guarded write of the changed ones and one bulk write of the site projection.
+        A device whose write lost a race (stored meanwhile, or changed) goes through
+        ``on_device``, its events in order. Idempotent as a whole: a redelivered event is
+        older than the facts its record holds, and decides nothing."""
+        by_tag: dict[str, list[tuple[Envelope, DeviceSnapshot]]] = {}
+        for envelope in envelopes:
+            by_tag.setdefault((device := _snapshot(envelope)).asset_tag, []).append((envelope, device))
+        if not by_tag:
+            return
+        policy = await self.policies.current()
+        # a device first seen registering is usually one migration has not seen: no read for it
+        pending = list(by_tag)
+        records = await self.devices.load_many(t for t in pending if by_tag[t][0][0].type != REGISTERED)
+        for _ in range(2):  # then once more for those stored or changed meanwhile, read again
+            pending = await self._assess_many({t: by_tag[t] for t in pending}, records, policy)
+            if not pending:
+                return
+            records = await self.devices.load_many(pending)
+        log.info("%d of %d devices kept changing while their batch was decided: one by one",
+                 len(pending), len(by_tag))
+        for tag in pending:
+            for envelope, _ in by_tag[tag]:
+                await self.on_device(envelope)
+
+    async def _assess_many(self, by_tag: dict[str, list[tuple[Envelope, DeviceSnapshot]]],
+                           records: dict[str, DeviceRecord], policy: Policy | None) -> list[str]:
+        """Decide every device's events on its record as read (None: not stored), write the
+        changes in bulk; returns the devices whose write lost a race."""
+        now = self._clock.now()
+        new_docs: list[Document] = []
+        new_tags: list[str] = []
+        writes: list[VersionedWrite[DeviceRecord]] = []
+        steps: dict[str, list[tuple[DeviceRecord | None, DeviceRecord]]] = {}
+        for tag, items in by_tag.items():
+            record = records.get(tag)
+            current, events = record, []
+            for _, device in items:
+                change = domain.observe(current, device, policy, now)
+                if change is None:
+                    continue
+                steps.setdefault(tag, []).append((current, change.value))
+                events += change.events
+                current = change.value
+            if current is None or current is record:
+                continue
+            if record is None:
+                new_docs.append(self.devices.new_document(Change(current, events)))
+                new_tags.append(tag)
+            else:
+                writes.append(VersionedWrite(Revised(current, events), record.version))
+        refused = await self.devices.insert_documents(new_docs) if new_docs else set()
+        landed = {t for i, t in enumerate(new_tags) if i not in refused} | await self.devices.write_many(writes)
+        await self.sites.apply([p for tag in landed for before, after in steps[tag]
+                                for p in self._placements(before, after, policy)])
+        return [t for t in steps if t not in landed]
+
     async def _project(self, before: DeviceRecord | None, after: DeviceRecord, policy: Policy | None) -> None:
         """Keep the site projection in step with the record's verdict (and its move, if any)."""
+        for placement in self._placements(before, after, policy):
+            if placement.leaves:
+                await self.sites.leave(placement.site, placement.tag)
+            else:
+                await self.sites.place(placement.site, placement.borough, placement.tag, ready=placement.ready,
+                                       awaiting=placement.awaiting)
+
+    def _placements(self, before: DeviceRecord | None, after: DeviceRecord, policy: Policy | None) -> list[Placement]:
+        """The site projection's writes for a record going from ``before`` to ``after`` (none when
+        its verdict, site and replacement are unchanged); tells the observer of a new verdict."""
         outcome = after.readiness.outcome if after.readiness is not None else None
         if before is not None and before.readiness is not None and after.readiness is not None \
                 and before.readiness.outcome == outcome and before.location == after.location \
                 and before.replaced_by == after.replaced_by:
-            return
+            return []
         if outcome is not None:
             self._observer.assessed(outcome)
+        found = []
         if before is not None and before.location.site != after.location.site:
-            await self.sites.leave(before.location.site, after.asset_tag)
+            found.append(Placement(before.location.site, after.asset_tag, leaves=True))
         ready = after.kind.value if outcome is Readiness.UPGRADE_IN_PLACE else None
         awaiting = None
         if outcome in domain.NEEDS_REPLACEMENT and after.replaced_by is None:
             kind = after.kind if outcome is Readiness.REPLACE or policy is None else policy.replacement_kind
             awaiting = kind.value
-        await self.sites.place(after.location.site, after.location.borough, after.asset_tag, ready=ready,
-                               awaiting=awaiting)
+        found.append(Placement(after.location.site, after.asset_tag, after.location.borough, ready, awaiting))
+        return found
 
     async def device(self, tag: str) -> DeviceRecord:
         return await self.devices.get(tag)
@@ -231,7 +303,7 @@ class MigrationHandlers:
             await self.waves.get(spec.gate.after_wave)
         wave_id = f"W-{uuid.uuid4().hex[:8].upper()}"
         wave = await self.waves.insert(_decide(lambda: domain.plan_wave(wave_id, spec, free, self._clock.now())))
-        scheduled = await _gather(list(enumerate(wave.devices)), lambda p: self._schedule(wave, p, policy))
+        scheduled = await self._schedule_many(wave, list(enumerate(wave.devices)), policy, records)
         kept = [t for t, ok in zip(wave.devices, scheduled, strict=True) if ok]
         return await self.waves.mutate(wave_id, None, lambda w: _refit(w, kept))
 
@@ -239,18 +311,49 @@ class MigrationHandlers:
         """A plan interrupted (the process stopped while it scheduled the wave's devices):
         schedule them again (a device scheduled already is left as it is) and let the wave run."""
         policy = await self.policies.get("policy")
-        scheduled = await _gather(list(enumerate(wave.devices)), lambda p: self._schedule(wave, p, policy))
+        scheduled = await self._schedule_many(wave, list(enumerate(wave.devices)), policy)
         kept = [t for t, ok in zip(wave.devices, scheduled, strict=True) if ok]
         await self.waves.mutate(wave.wave_id, None, lambda w: _refit(w, kept))
 
-    async def _schedule(self, wave: Wave, pair: tuple[int, str], policy: Policy) -> bool:
-        index, tag = pair
-        try:
-            await self.devices.mutate(tag, None, lambda r: domain.schedule(r, wave.wave_id, wave.day_of(index),
-                                                                           policy.target, self._clock.now()))
-        except (domain.StateError, NotStored):
-            return False
-        return True
+    async def _schedule_many(self, wave: Wave, pairs: list[tuple[int, str]], policy: Policy,
+                             read: dict[str, DeviceRecord] | None = None) -> list[bool]:
+        """Schedule each (index, tag) of ``wave`` on its day, in one bulk write; whether each is
+        in the wave (False: not stored, or in another wave or migrated already). ``read``: the
+        records as just read, if they were (a record changed since loses its version-guarded
+        write and is read and decided again)."""
+        day = {tag: wave.day_of(index) for index, tag in pairs}
+        refused: set[str] = set()
+        now = self._clock.now()
+
+        def decide(r: DeviceRecord) -> Change[DeviceRecord]:
+            refused.discard(r.asset_tag)
+            try:
+                return domain.schedule(r, wave.wave_id, day[r.asset_tag], policy.target, now)
+            except domain.StateError:
+                refused.add(r.asset_tag)
+                return Change(r)
+
+        records = {t: read[t] for t in day if t in read} if read is not None else await self.devices.load_many(day)
+        await self._mutate_many(list(records.values()), decide)
+        return [t in records and t not in refused for _, t in pairs]
+
+    async def _mutate_many(self, records: Sequence[DeviceRecord],
+                           decide: Callable[[DeviceRecord], Change[DeviceRecord]]) -> dict[str, DeviceRecord]:
+        """``devices.mutate`` for many records read already: each decided on the record as
+        read, the changes written in one version-guarded bulk write; those that lost a race are
+        read and decided again one by one. Returns each record as it then stands."""
+        after: dict[str, DeviceRecord] = {}
+        writes: list[VersionedWrite[DeviceRecord]] = []
+        for record in records:
+            change = decide(record)
+            if change.changed:
+                writes.append(VersionedWrite(change, record.version))
+            after[record.asset_tag] = change.value
+        landed = await self.devices.write_many(writes)
+        lost = [w.change.value.asset_tag for w in writes if w.change.value.asset_tag not in landed]
+        if lost:
+            after.update(zip(lost, await _gather(lost, lambda t: self.devices.mutate(t, None, decide)), strict=True))
+        return after
 
     async def wave(self, wave_id: str) -> Wave:
         return await self.waves.get(wave_id)
@@ -267,16 +370,16 @@ class MigrationHandlers:
         wave = await self.waves.mutate(wave_id, expected_version, lambda w: _decide(
             lambda: domain.resume_wave(w, now.date(), now)))
         policy = await self.policies.get("policy")
-        pending = list(enumerate(wave.devices))[wave.started:]
-        await _gather(pending, lambda p: self._schedule(wave, p, policy))
+        await self._schedule_many(wave, list(enumerate(wave.devices))[wave.started:], policy)
         return wave
 
     async def cancel(self, wave_id: str, reason: str | None, expected_version: int | None) -> Wave:
         wave = await self.waves.mutate(wave_id, expected_version, lambda w: _decide(
             lambda: domain.cancel_wave(w, reason, self._clock.now())))
         why = f"wave cancelled: {reason}" if reason else "wave cancelled"
-        await _gather(wave.devices[wave.started:], lambda t: self.devices.mutate(
-            t, None, lambda r: domain.unschedule(r, why[:120], self._clock.now())))
+        now = self._clock.now()
+        pending = await self.devices.load_many(wave.devices[wave.started:])
+        await self._mutate_many(list(pending.values()), lambda r: domain.unschedule(r, why[:120], now))
         return wave
 
     async def recommend_pilot(self, sites: list[str]) -> tuple[list[str], set[str], int]:
@@ -321,32 +424,52 @@ class MigrationHandlers:
             wave = await self.waves.mutate(wave.wave_id, None, lambda w: domain.start_wave(
                 w, now.date(), domain.gate_open(w, previous), now))
         records = await self.devices.load_many(wave.active)
-        results = await _gather(list(records.values()), lambda r: self._step(r, wave.wave_id))
+        results = await self._steps(list(records.values()), wave.wave_id)
         ended = {r.asset_tag: state for r in results if (state := _ended_in(r, wave.wave_id)) is not None}
         ended.update({t: SagaState.FAILED for t in wave.active if t not in records})  # vanished: counted failed
         before = wave.started
         wave = await self.waves.mutate(wave.wave_id, None, lambda w: domain.take_turn(w, now.date(), ended, now))
-        admitted = wave.devices[before:wave.started]
-        await _gather(admitted, lambda t: self.devices.mutate(t, None, lambda r: _start(r, wave.wave_id, now)))
+        admitted = await self.devices.load_many(wave.devices[before:wave.started])
+        await self._mutate_many(list(admitted.values()), lambda r: _start(r, wave.wave_id, now))
 
-    async def _step(self, record: DeviceRecord, wave_id: str) -> DeviceRecord:
-        saga = record.saga
+    async def _steps(self, records: list[DeviceRecord], wave_id: str) -> list[DeviceRecord]:
+        """One turn of each device's saga in ``wave_id``: its start if that was not stored (an
+        interrupted turn), else its next step if due; the outcomes written in one bulk write."""
         now = self._clock.now()
-        if saga is None or saga.wave_id != wave_id or saga.ended:
-            return record
-        if not saga.started:  # admitted, but its start was not stored (an interrupted turn)
-            return await self.devices.mutate(record.asset_tag, None, lambda r: _start(r, wave_id, now))
-        if saga.next_step is None or (saga.due_at is not None and saga.due_at > now):
-            return record
-        step, attempt = saga.next_step, saga.attempt
-        started = time.perf_counter()
-        result = await self._executor.run(record.asset_tag, step, attempt)
-        self._observer.step(step.value, result.ok, time.perf_counter() - started + result.duration_s)
-        after = await self.devices.mutate(record.asset_tag, None, lambda r: domain.step_done(
-            r, step, attempt, result, self._max_attempts, self._clock.now()))
-        if after.saga is not None and after.saga.ended and not saga.ended:
-            self._observer.saga_ended(after.saga.state)
-        return after
+        decisions: dict[str, Callable[[DeviceRecord], Change[DeviceRecord]]] = {}
+        due: list[DeviceRecord] = []
+        for record in records:
+            saga = record.saga
+            if saga is None or saga.wave_id != wave_id or saga.ended:
+                continue
+            if not saga.started:
+                decisions[record.asset_tag] = lambda r: _start(r, wave_id, now)
+            elif saga.next_step is not None and (saga.due_at is None or saga.due_at <= now):
+                due.append(record)
+
+        async def run(record: DeviceRecord) -> None:
+            assert record.saga is not None and record.saga.next_step is not None
+            step, attempt = record.saga.next_step, record.saga.attempt
+            started = time.perf_counter()
+            result = await self._executor.run(record.asset_tag, step, attempt)
+            self._observer.step(step.value, result.ok, time.perf_counter() - started + result.duration_s)
+            decisions[record.asset_tag] = lambda r: domain.step_done(r, step, attempt, result, self._max_attempts,
+                                                                     self._clock.now())
+
+        await _gather(due, run)
+        after = await self._mutate_many([r for r in records if r.asset_tag in decisions],
+                                        lambda r: decisions[r.asset_tag](r))
+        for record in records:
+            now_saga = after[record.asset_tag].saga if record.asset_tag in after else None
+            if now_saga is not None and now_saga.ended and record.saga is not None and not record.saga.ended:
+                self._observer.saga_ended(now_saga.state)
+        return [after.get(r.asset_tag, r) for r in records]
+
+
+def _snapshot(envelope: Envelope) -> DeviceSnapshot:
+    if envelope.type == REGISTERED:
+        return DeviceRegisteredV1.model_validate(envelope.data).device
+    return DeviceUpdatedV1.model_validate(envelope.data).device
 
 
 def _plannable(record: DeviceRecord) -> bool:

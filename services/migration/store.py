@@ -4,6 +4,8 @@ awaiting a replacement, so waves and pairing read sites by ``_id`` instead of fi
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from contracts.envelope import new_envelope
@@ -13,11 +15,14 @@ from services.migration.domain import DeviceRecord, Policy, Wave
 from services.runtime.changes import Change
 from services.runtime.outbox import outbox_entries
 from services.runtime.repository import Repository
-from services.runtime.store import Collection, Document, Store
+from services.runtime.store import Collection, Document, Store, UpdateOp
 
 SOURCE = "/estate/migration"
 ASSET_TAG_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
 WAVE_ID_PATTERN = r"^W-[0-9A-F]{8}$"
+IN_CHUNK = 100
+"""Device records read per ``_id $in`` query (a lookup by ``_id`` has the short operation time
+limit: 250 at once timed out at 2 s on a loaded FerretDB)."""
 
 
 class DeviceRecords(Repository[DeviceRecord]):
@@ -30,6 +35,18 @@ class DeviceRecords(Repository[DeviceRecord]):
 
     def key(self, value: DeviceRecord) -> str:
         return value.asset_tag
+
+    async def load_many(self, keys: Iterable[str]) -> dict[str, DeviceRecord]:
+        """Records by asset tag (the missing ones left out), ``IN_CHUNK`` per ``_id $in`` query:
+        one round trip where lone lookups cost one each (about 6 ms apiece on FerretDB, which
+        answers them one after another). MongoDB and the project's FerretDB build answer an
+        ``_id $in`` from the ``_id`` index (see ``_by_id`` in the store)."""
+        wanted = list(dict.fromkeys(keys))
+        found: dict[str, DeviceRecord] = {}
+        for start in range(0, len(wanted), IN_CHUNK):
+            for doc in await self.collection.find({"_id": {"$in": wanted[start:start + IN_CHUNK]}}):
+                found[str(doc["_id"])] = self.from_document(doc)
+        return found
 
     def entries(self, change: Change[DeviceRecord], trace: dict[str, str] | None = None) -> list[Document]:
         """Each event on its own type's topic: a replacement need travels to procurement on
@@ -84,6 +101,19 @@ class Policies(Repository[Policy]):
         return self._cached
 
 
+@dataclass(frozen=True)
+class Placement:
+    """One device's entry at one site: placed (ready to upgrade as ``ready``, awaiting a
+    replacement of kind ``awaiting``, or neither) or, with ``leaves``, taken off the site."""
+
+    site: str
+    tag: str
+    borough: str | None = None
+    ready: str | None = None
+    awaiting: str | None = None
+    leaves: bool = False
+
+
 class Sites:
     """``{_id: site, borough, ready: {tag: kind}, awaiting: {tag: needed kind}, paired: {new: old}}``,
     changed by ``$set``/``$unset`` of one tag at a time (idempotent, no version needed)."""
@@ -111,6 +141,39 @@ class Sites:
         if unsets:
             update["$unset"] = unsets
         await self.collection.update_one({"_id": site}, update, upsert=True)
+
+    async def apply(self, placements: list[Placement]) -> None:
+        """Many placements in one bulk write, one update per site: the last placement of a
+        device at a site is the one that counts (each sets or unsets both of its entries, so
+        the result is that of applying them in order). Idempotent, like ``place``."""
+        last: dict[tuple[str, str], Placement] = {}
+        for p in placements:
+            last.pop((p.site, p.tag), None)
+            last[(p.site, p.tag)] = p
+        updates: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+        upsert: set[str] = set()
+        for p in last.values():
+            sets, unsets = updates.setdefault(p.site, ({}, {}))
+            if p.leaves:
+                unsets[f"ready.{p.tag}"] = unsets[f"awaiting.{p.tag}"] = ""
+                continue
+            upsert.add(p.site)
+            sets["borough"] = p.borough
+            for field, value in (("ready", p.ready), ("awaiting", p.awaiting)):
+                if value is None:
+                    unsets[f"{field}.{p.tag}"] = ""
+                else:
+                    sets[f"{field}.{p.tag}"] = value
+        ops = []
+        for site, (sets, unsets) in updates.items():
+            update: dict[str, Any] = {}
+            if sets:
+                update["$set"] = sets
+            if unsets:
+                update["$unset"] = unsets
+            ops.append(UpdateOp({"_id": site}, update, upsert=site in upsert))
+        if ops:
+            await self.collection.bulk_update(ops)
 
     async def leave(self, site: str, tag: str) -> None:
         await self.collection.update_one({"_id": site}, {"$unset": {f"ready.{tag}": "", f"awaiting.{tag}": ""}})
