@@ -3,7 +3,7 @@ programme's figures (now or as of a past date), cost, forecast, tables; replay."
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -13,7 +13,8 @@ from services.reporting.cost import SupportPrices, cost_per_week_of_delay, cost_
 from services.reporting.forecast import Forecast, ForecastSettings, forecast
 from services.reporting.projection import Counters, Projector, flat, series
 from services.reporting.replay import EventLog, ReplayReport, rebuild
-from services.reporting.store import ReadModel
+from services.reporting.store import RawEvent, ReadModel
+from services.runtime.bus import Message
 from services.runtime.clock import Clock
 
 PENCE = 100.0
@@ -83,9 +84,16 @@ class ReportingHandlers:
 
     # -- events -------------------------------------------------------------------------------
 
-    async def on_event(self, envelope: Envelope) -> None:
-        if self.projector.handles(envelope.type):
-            await self.model.apply(self.projector, envelope.id, envelope.type, envelope.data, envelope.time)
+    async def on_batch(self, messages: Sequence[Message]) -> None:
+        """Consecutive messages of one topic partition (a single one when a batch failed and its
+        messages are handled one by one)."""
+        by_partition: dict[str, list[tuple[int, RawEvent]]] = {}
+        for m in messages:
+            envelope = Envelope.from_bytes(m.value)
+            by_partition.setdefault(f"{m.topic}|{m.partition}", []).append(
+                (m.offset, (envelope.id, envelope.type, envelope.data, envelope.time)))
+        for partition, events in by_partition.items():
+            await self.model.apply_batch(self.projector, partition, events)
 
     # -- figures ------------------------------------------------------------------------------
 

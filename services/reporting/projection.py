@@ -13,8 +13,9 @@ Entities whose events carry a version (inventory's device snapshots, procurement
 and purchase snapshots) ignore a version not newer than the one applied; the others rely on
 Kafka's per-key order and on the event ids an entity keeps.
 
-The live consumer (store.py) applies an ``Outcome`` document by document; the replay
-(``Fold``) applies the same outcomes in memory and writes the documents once at the end.
+Both the live consumer and the replay fold events in memory (``Fold``): the live one a batch
+at a time onto the entities it loaded, applying the batch's increments in a few writes (see
+store.py); the replay every event from nothing, writing the documents once at the end.
 """
 
 from __future__ import annotations
@@ -95,31 +96,52 @@ def difference(old: Contribution, new: Contribution) -> dict[str, Counters]:
     return out
 
 
-def contribution_of(entity_doc: Mapping[str, Any] | None) -> Contribution:
-    """The contribution an entity document records (as {d: document, f: field, v: value}
-    entries, so that document ids and fields need no escaping; FerretDB stores no nested arrays)."""
-    out: Contribution = {}
-    for entry in (entity_doc or {}).get("contribution", ()):
-        out.setdefault(entry["d"], {})[entry["f"]] = entry["v"]
-    return out
+def _frozen(value: Any) -> Any:
+    """A hashable copy of a JSON-like value (the key contributions are remembered by)."""
+    if isinstance(value, dict):
+        return tuple((k, _frozen(v)) for k, v in sorted(value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
-def _entries(contribution: Contribution) -> list[dict[str, Any]]:
-    return [{"d": d, "f": f, "v": v} for d in sorted(contribution) for f, v in sorted(contribution[d].items()) if v]
+Delta = tuple[dict[str, Counters], Counters]
+"""What moving an entity from one state to another changes: per dimension document, and the
+same flattened (``borough:Camden|legacy``) for the day document."""
 
 
 class Projector:
-    """The rules by event type and the contribution of each kind of entity."""
+    """The rules by event type and the contribution of each kind of entity.
+
+    An entity's contribution is a pure function of its state, so it is not stored: it is
+    computed again from the stored state (and remembered by state, as is the difference
+    between two states: most events move an entity between a few dozen distinct states)."""
 
     def __init__(self, rules: Mapping[str, Rule], contribute: Callable[[str, dict[str, Any]], Contribution]) -> None:
         self.rules = dict(rules)
         self._contribute = contribute
+        self._deltas: dict[tuple[str, Any, Any], Delta] = {}
 
     def handles(self, event_type: str) -> bool:
         return event_type in self.rules
 
     def entity_of(self, event_type: str, data: Mapping[str, Any]) -> str:
         return self.rules[event_type].entity(data)
+
+    def contribution(self, entity: str, state: dict[str, Any] | None) -> Contribution:
+        return self._contribute(entity, state) if state is not None else {}
+
+    def delta(self, entity: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> Delta:
+        kind = entity.split(":", 1)[0]
+        key = (kind, _frozen(old), _frozen(new))
+        known = self._deltas.get(key)
+        if known is None:
+            dimensions = difference(self.contribution(entity, old), self.contribution(entity, new))
+            flattened = {flat(d, f): v for d, fields in dimensions.items() for f, v in fields.items()}
+            known = self._deltas[key] = (dimensions, flattened)
+            if len(self._deltas) > 100_000:  # states with free-form parts (blockers): keep it bounded
+                self._deltas.clear()
+        return known
 
     def step(self, event_id: str, event_type: str, data: Mapping[str, Any], time: datetime,
              previous: Mapping[str, Any] | None) -> Outcome | None:
@@ -128,27 +150,26 @@ class Projector:
         rule = self.rules[event_type]
         if previous is not None and event_id in previous.get("events", ()):
             return None
-        change = rule.apply(data, (previous or {}).get("state"), time)
+        old_state = (previous or {}).get("state")
+        change = rule.apply(data, old_state, time)
         last = (previous or {}).get("version")
         if change.version is not None and last is not None and change.version <= last:
             return None
-        old = contribution_of(previous)
-        new = self._contribute(change.entity, change.state) if change.state is not None else {}
-        dimensions = difference(old, new)
+        dimensions, increments = self.delta(change.entity, old_state, change.state)
         day = day_id(change.at.date())
-        increments = {flat(d, f): v for d, fields in dimensions.items() for f, v in fields.items()}
         if increments:
-            dimensions.setdefault(CALENDAR, {})[change.at.date().isoformat()] = 1
+            dimensions = {**dimensions, CALENDAR: {change.at.date().isoformat(): 1}}
         events = [] if change.version is not None else \
             [*list((previous or {}).get("events", ()))[-(ENTITY_EVENTS_KEPT - 1):], event_id]
-        entity = {"_id": change.entity, "state": change.state, "version": change.version,
-                  "contribution": _entries(new), "events": events}
+        entity = {"_id": change.entity, "state": change.state, "version": change.version, "events": events}
         return Outcome(event_id, entity, dimensions, day, increments)
 
 
 def add(into: dict[str, Counters], doc_id: str, fields: Mapping[str, float]) -> None:
     """Add counters; a counter that comes to zero is dropped (zero and absent are the same)."""
-    target = into.setdefault(doc_id, {})
+    target = into.get(doc_id)
+    if target is None:
+        target = into[doc_id] = {}
     for f, v in fields.items():
         total = target.get(f, 0) + v
         if total:
@@ -159,20 +180,24 @@ def add(into: dict[str, Counters], doc_id: str, fields: Mapping[str, float]) -> 
 
 @dataclass
 class Fold:
-    """The read model in memory: the replay folds every event here with the same rules, then
-    the documents are written at once."""
+    """Events folded in memory with the rules: the entities' documents, and the increments to
+    every dimension and day document. The replay folds every event from nothing and writes the
+    documents at once; the live consumer folds a batch onto the entities it loaded and applies
+    the increments (``changed`` names the entities the batch moved)."""
 
     projector: Projector
     entities: dict[str, dict[str, Any]] = field(default_factory=dict)
     dimensions: dict[str, Counters] = field(default_factory=dict)
     days: dict[str, Counters] = field(default_factory=dict)
     events: int = 0
+    changed: set[str] = field(default_factory=set)
 
     def apply(self, event_id: str, event_type: str, data: Mapping[str, Any], time: datetime) -> bool:
-        if not self.projector.handles(event_type):
+        projector = self.projector
+        if not projector.handles(event_type):
             return False
-        entity = self.projector.entity_of(event_type, data)
-        outcome = self.projector.step(event_id, event_type, data, time, self.entities.get(entity))
+        entity = projector.entity_of(event_type, data)
+        outcome = projector.step(event_id, event_type, data, time, self.entities.get(entity))
         self.events += 1
         if outcome is None:
             return False
@@ -181,6 +206,7 @@ class Fold:
         if outcome.day_increments:
             add(self.days, outcome.day, outcome.day_increments)
         self.entities[entity] = outcome.entity
+        self.changed.add(entity)
         return True
 
     def apply_all(self, events: Iterable[tuple[str, str, Mapping[str, Any], datetime]]) -> None:

@@ -41,6 +41,10 @@ class Message:
 
 Handler = Callable[[Message], Awaitable[str | None]]
 """Handles one message; may return an outcome for the metrics (e.g. "duplicate"), else "ok"."""
+BatchHandler = Callable[[Sequence[Message]], Awaitable[None]]
+"""Handles consecutive messages of one partition at once (optional, beside a ``Handler``): when
+it fails for a reason other than unavailable infrastructure, the same messages go one by one
+to the ``Handler`` (which retries and dead-letters as usual)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,7 @@ class Subscription:
     group: str
     topics: tuple[str, ...]
     handler: Handler
+    batch_handler: BatchHandler | None = None
 
 
 def dead_letter_topic(topic: str, group: str) -> str:
@@ -61,9 +66,11 @@ REPLAY_GROUP_HEADER = "dlq-replay-group"
 
 
 class Bus(Protocol):
-    def subscribe(self, group: str, topics: Sequence[str], handler: Handler) -> None:
+    def subscribe(self, group: str, topics: Sequence[str], handler: Handler, *,
+                  batch_handler: BatchHandler | None = None) -> None:
         """Add a member to a consumer group (several members share its partitions); only
-        before ``start``, else RuntimeError."""
+        before ``start``, else RuntimeError. With a ``batch_handler``, each partition's fetched
+        messages go to it together (see ``BatchHandler``)."""
         ...
 
     async def start(self) -> None: ...

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from services.runtime.bus.base import (
     REPLAY_GROUP_HEADER,
+    BatchHandler,
     BusUnavailable,
     Handler,
     Headers,
@@ -122,6 +123,49 @@ class Delivery:
                 return
             finally:
                 self._metrics.handler_latency.labels(message.topic, group).observe(time.perf_counter() - started)
+
+    async def batch(self, group: str, handler: BatchHandler, records: Sequence[RawRecord]) -> bool:
+        """Handle one partition's consecutive records together: True if the batch handler took
+        them all; False if they must go one by one through ``__call__`` (a record that cannot be
+        decoded, a dead-letter replay, or a handler failure other than unavailability, which is
+        logged). Raises ``Unavailable`` as ``__call__`` does."""
+        if not records:
+            return True
+        messages = []
+        for r in records:
+            if any(k == REPLAY_GROUP_HEADER for k, _ in r.headers) or r.key is None or r.value is None:
+                return False
+            try:
+                key = r.key.decode()
+            except UnicodeDecodeError:
+                return False
+            messages.append(Message(topic=r.topic, key=key, value=r.value, headers=r.headers,
+                                    partition=r.partition, offset=r.offset))
+        first = records[0]
+        started = time.perf_counter()
+        with self._telemetry.tracer.start_as_current_span(
+            f"{first.topic} process batch", kind=SpanKind.CONSUMER,
+            attributes={"messaging.system": "kafka", "messaging.destination.name": first.topic,
+                        "messaging.consumer.group.name": group, "messaging.batch.message_count": len(records),
+                        "messaging.kafka.offset": first.offset},
+        ) as span:
+            try:
+                await handler(messages)
+            except asyncio.CancelledError:
+                raise
+            except TRANSIENT as error:
+                self._metrics.events_consumed.labels(first.topic, group, "unavailable").inc()
+                raise Unavailable(f"{type(error).__name__}: {error}") from error
+            except Exception as error:  # noqa: BLE001 - handled again one by one (retries, dead letters)
+                span.record_exception(error)
+                log.warning("batch handler failed on %s@%d/%d-%d for %s (%s: %s); handling them one by one",
+                            first.topic, first.partition, first.offset, records[-1].offset, group,
+                            type(error).__name__, error)
+                return False
+            finally:
+                self._metrics.handler_latency.labels(first.topic, group).observe(time.perf_counter() - started)
+        self._metrics.events_consumed.labels(first.topic, group, "ok").inc(len(records))
+        return True
 
     async def _run(self, group: str, handler: Handler, message: Message) -> str | None:
         with self._telemetry.tracer.start_as_current_span(

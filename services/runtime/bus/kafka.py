@@ -33,7 +33,14 @@ from aiokafka.errors import (
 )
 
 from services.runtime.aio import cancel_and_wait, still_running
-from services.runtime.bus.base import BusUnavailable, Handler, OutgoingMessage, Subscription, dead_letter_topic
+from services.runtime.bus.base import (
+    BatchHandler,
+    BusUnavailable,
+    Handler,
+    OutgoingMessage,
+    Subscription,
+    dead_letter_topic,
+)
 from services.runtime.bus.delivery import Delivery, RawRecord, RetryPolicy, Unavailable
 from services.runtime.metrics import Metrics
 from services.runtime.telemetry import Telemetry
@@ -88,10 +95,11 @@ class KafkaBus:
         self._started = False
         self._deliver = Delivery(policy=policy, telemetry=telemetry, metrics=metrics, publish=self.publish)
 
-    def subscribe(self, group: str, topics: Sequence[str], handler: Handler) -> None:
+    def subscribe(self, group: str, topics: Sequence[str], handler: Handler, *,
+                  batch_handler: BatchHandler | None = None) -> None:
         if self._started:
             raise RuntimeError(f"subscribe {group} before the bus starts")
-        self._subscriptions.append(Subscription(group, tuple(topics), handler))
+        self._subscriptions.append(Subscription(group, tuple(topics), handler, batch_handler))
 
     async def ensure_topics(self, topics: Sequence[str]) -> None:
         admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id=f"{self._client_id}-admin")
@@ -278,6 +286,18 @@ class KafkaBus:
                                 tp: TopicPartition, records: list, started: float) -> None:  # type: ignore[type-arg]
         loop = asyncio.get_running_loop()
         handled: int | None = None
+        if sub.batch_handler is not None:
+            raws = [RawRecord(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ())) for r in records]
+            try:
+                whole = await self._deliver.batch(sub.group, sub.batch_handler, raws)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # noqa: BLE001 - Unavailable: the batch again, later
+                self._pause(consumer, health, tp, records[0].offset, error)
+                return
+            if whole:
+                handled = records[-1].offset + 1
+                records = []
         for record in records:
             if loop.time() - started > self._batch_budget_s:
                 consumer.seek(tp, record.offset)

@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Iterator, Sequence
 
 from services.runtime.aio import cancel_and_wait, still_running
-from services.runtime.bus.base import BusUnavailable, Handler, Message, OutgoingMessage, Subscription
+from services.runtime.bus.base import BatchHandler, BusUnavailable, Handler, Message, OutgoingMessage, Subscription
 from services.runtime.bus.delivery import Delivery, RawRecord, RetryPolicy
 from services.runtime.metrics import Metrics
 from services.runtime.telemetry import Telemetry
@@ -45,10 +45,11 @@ class MemoryBus:
         self._started = False
         self._deliver = Delivery(policy=policy, telemetry=telemetry, metrics=metrics, publish=self.publish)
 
-    def subscribe(self, group: str, topics: Sequence[str], handler: Handler) -> None:
+    def subscribe(self, group: str, topics: Sequence[str], handler: Handler, *,
+                  batch_handler: BatchHandler | None = None) -> None:
         if self._started:
             raise RuntimeError(f"subscribe {group} before the bus starts")
-        self._subscriptions.append(Subscription(group, tuple(topics), handler))
+        self._subscriptions.append(Subscription(group, tuple(topics), handler, batch_handler))
 
     @contextlib.contextmanager
     def outage(self) -> Iterator[None]:
@@ -124,6 +125,19 @@ class MemoryBus:
                 continue
             waiting = False
             for topic, p, records in batch:
+                if sub.batch_handler is not None:
+                    try:
+                        whole = await self._deliver.batch(sub.group, sub.batch_handler, records)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as error:  # noqa: BLE001 - Unavailable: this batch again, later
+                        log.warning("%s@%d/%d for %s is tried again: %s", topic, p, records[0].offset, sub.group,
+                                    error)
+                        waiting = True
+                        continue
+                    if whole:
+                        self._committed[(sub.group, topic, p)] = records[-1].offset + 1
+                        continue
                 for record in records:
                     try:
                         await self._deliver(sub.group, sub.handler, record)
