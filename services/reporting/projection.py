@@ -21,7 +21,7 @@ store.py); the replay every event from nothing, writing the documents once at th
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -74,14 +74,13 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """An event's effect: increments per dimension document, the same flattened into its day
-    document, and the entity document to store."""
+    """An event's effect: the entity document to store, and the change it makes to the
+    dimension documents on ``day`` (``Projector.deltas[delta]``; -1: none)."""
 
     event_id: str
     entity: dict[str, Any]
-    dimensions: dict[str, Counters]
-    day: str
-    day_increments: Counters
+    delta: int
+    day: date
 
 
 def difference(old: Contribution, new: Contribution) -> dict[str, Counters]:
@@ -120,7 +119,8 @@ class Projector:
     def __init__(self, rules: Mapping[str, Rule], contribute: Callable[[str, dict[str, Any]], Contribution]) -> None:
         self.rules = dict(rules)
         self._contribute = contribute
-        self._deltas: dict[tuple[str, Any, Any], Delta] = {}
+        self._index: dict[tuple[str, Any, Any], int] = {}
+        self.deltas: list[Delta] = []
 
     def handles(self, event_type: str) -> bool:
         return event_type in self.rules
@@ -131,16 +131,25 @@ class Projector:
     def contribution(self, entity: str, state: dict[str, Any] | None) -> Contribution:
         return self._contribute(entity, state) if state is not None else {}
 
-    def delta(self, entity: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> Delta:
+    def delta(self, entity: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> int:
+        """The index in ``deltas`` of what moving ``entity`` from ``old`` to ``new`` changes
+        (-1: nothing)."""
         kind = entity.split(":", 1)[0]
-        key = (kind, _frozen(old), _frozen(new))
-        known = self._deltas.get(key)
+        try:  # flat states (devices, purchases...) are their own key; the others are frozen
+            key: tuple[str, Any, Any] = (kind, old and tuple(old.items()), new and tuple(new.items()))
+            known = self._index.get(key)
+        except TypeError:
+            key = (kind, _frozen(old), _frozen(new))
+            known = self._index.get(key)
         if known is None:
             dimensions = difference(self.contribution(entity, old), self.contribution(entity, new))
-            flattened = {flat(d, f): v for d, fields in dimensions.items() for f, v in fields.items()}
-            known = self._deltas[key] = (dimensions, flattened)
-            if len(self._deltas) > 100_000:  # states with free-form parts (blockers): keep it bounded
-                self._deltas.clear()
+            if dimensions:
+                flattened = {flat(d, f): v for d, fields in dimensions.items() for f, v in fields.items()}
+                self.deltas.append((dimensions, flattened))
+                known = len(self.deltas) - 1
+            else:
+                known = -1
+            self._index[key] = known
         return known
 
     def step(self, event_id: str, event_type: str, data: Mapping[str, Any], time: datetime,
@@ -150,19 +159,18 @@ class Projector:
         rule = self.rules[event_type]
         if previous is not None and event_id in previous.get("events", ()):
             return None
-        old_state = (previous or {}).get("state")
+        old_state = previous.get("state") if previous is not None else None
         change = rule.apply(data, old_state, time)
-        last = (previous or {}).get("version")
-        if change.version is not None and last is not None and change.version <= last:
-            return None
-        dimensions, increments = self.delta(change.entity, old_state, change.state)
-        day = day_id(change.at.date())
-        if increments:
-            dimensions = {**dimensions, CALENDAR: {change.at.date().isoformat(): 1}}
-        events = [] if change.version is not None else \
-            [*list((previous or {}).get("events", ()))[-(ENTITY_EVENTS_KEPT - 1):], event_id]
+        if change.version is not None and previous is not None:
+            last = previous.get("version")
+            if last is not None and change.version <= last:
+                return None
+        if change.version is not None:
+            events: list[str] = []
+        else:
+            events = [*list((previous or {}).get("events", ()))[-(ENTITY_EVENTS_KEPT - 1):], event_id]
         entity = {"_id": change.entity, "state": change.state, "version": change.version, "events": events}
-        return Outcome(event_id, entity, dimensions, day, increments)
+        return Outcome(event_id, entity, self.delta(change.entity, old_state, change.state), change.at.date())
 
 
 def add(into: dict[str, Counters], doc_id: str, fields: Mapping[str, float]) -> None:
@@ -178,19 +186,22 @@ def add(into: dict[str, Counters], doc_id: str, fields: Mapping[str, float]) -> 
             target.pop(f, None)
 
 
-@dataclass
 class Fold:
     """Events folded in memory with the rules: the entities' documents, and the increments to
     every dimension and day document. The replay folds every event from nothing and writes the
     documents at once; the live consumer folds a batch onto the entities it loaded and applies
-    the increments (``changed`` names the entities the batch moved)."""
+    the increments (``changed`` names the entities the batch moved).
 
-    projector: Projector
-    entities: dict[str, dict[str, Any]] = field(default_factory=dict)
-    dimensions: dict[str, Counters] = field(default_factory=dict)
-    days: dict[str, Counters] = field(default_factory=dict)
-    events: int = 0
-    changed: set[str] = field(default_factory=set)
+    An event only counts its (change, day) pair; the counters are summed when read."""
+
+    def __init__(self, projector: Projector, entities: dict[str, dict[str, Any]] | None = None) -> None:
+        self.projector = projector
+        self.entities: dict[str, dict[str, Any]] = entities if entities is not None else {}
+        self.events = 0
+        self.changed: set[str] = set()
+        self._pending: dict[tuple[int, date], int] = {}
+        self._dimensions: dict[str, Counters] = {}
+        self._days: dict[str, Counters] = {}
 
     def apply(self, event_id: str, event_type: str, data: Mapping[str, Any], time: datetime) -> bool:
         projector = self.projector
@@ -201,13 +212,34 @@ class Fold:
         self.events += 1
         if outcome is None:
             return False
-        for doc_id, fields in outcome.dimensions.items():
-            add(self.dimensions, doc_id, fields)
-        if outcome.day_increments:
-            add(self.days, outcome.day, outcome.day_increments)
+        if outcome.delta >= 0:
+            key = (outcome.delta, outcome.day)
+            self._pending[key] = self._pending.get(key, 0) + 1
         self.entities[entity] = outcome.entity
         self.changed.add(entity)
         return True
+
+    def _flush(self) -> None:
+        deltas = self.projector.deltas
+        for (index, day), times in sorted(self._pending.items()):
+            dimensions, flattened = deltas[index]
+            for doc_id, fields in dimensions.items():
+                add(self._dimensions, doc_id, {f: v * times for f, v in fields.items()})
+            add(self._dimensions, CALENDAR, {day.isoformat(): times})
+            add(self._days, day_id(day), {f: v * times for f, v in flattened.items()})
+        self._pending.clear()
+
+    @property
+    def dimensions(self) -> dict[str, Counters]:
+        """Increments per dimension document (with ``calendar``: changes per day)."""
+        self._flush()
+        return self._dimensions
+
+    @property
+    def days(self) -> dict[str, Counters]:
+        """Increments per day document, flattened."""
+        self._flush()
+        return self._days
 
     def apply_all(self, events: Iterable[tuple[str, str, Mapping[str, Any], datetime]]) -> None:
         for event in events:

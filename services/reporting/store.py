@@ -117,7 +117,7 @@ class ReadModel:
             return 0
         ids = sorted({projector.entity_of(t, d) for _, t, d, _ in fresh if projector.handles(t)})
         loaded = {doc["_id"]: doc for doc in (await self.entities.find({"_id": {"$in": ids}}) if ids else [])}
-        fold = Fold(projector, entities=dict(loaded))
+        fold = Fold(projector, dict(loaded))
         for event in fresh:
             fold.apply(*event)
         journal = Journal(partition, end, fold.dimensions, fold.days,
