@@ -119,7 +119,10 @@ class Projector:
     def __init__(self, rules: Mapping[str, Rule], contribute: Callable[[str, dict[str, Any]], Contribution]) -> None:
         self.rules = dict(rules)
         self._contribute = contribute
-        self._index: dict[tuple[str, Any, Any], int] = {}
+        self._by_state: dict[tuple[str, Any], int] = {}
+        self._by_contribution: dict[Any, int] = {}
+        self._contributions: list[Contribution] = []
+        self._index: dict[tuple[int, int], int] = {}
         self.deltas: list[Delta] = []
 
     def handles(self, event_type: str) -> bool:
@@ -131,25 +134,40 @@ class Projector:
     def contribution(self, entity: str, state: dict[str, Any] | None) -> Contribution:
         return self._contribute(entity, state) if state is not None else {}
 
+    def _contribution_index(self, kind: str, entity: str, state: dict[str, Any] | None) -> int:
+        """The index of the state's contribution among the distinct ones seen (states that
+        differ only in what contributes nothing, e.g. a device's site, share one)."""
+        try:  # flat states (devices, purchases...) are their own key; the others are frozen
+            key: tuple[str, Any] = (kind, state and tuple(state.items()))
+            known = self._by_state.get(key)
+        except TypeError:
+            key = (kind, _frozen(state))
+            known = self._by_state.get(key)
+        if known is None:
+            contribution = self.contribution(entity, state)
+            known = self._by_contribution.setdefault(_frozen(contribution), len(self._by_contribution))
+            if known == len(self._contributions):
+                self._contributions.append(contribution)
+            if len(self._by_state) > 200_000:
+                self._by_state.clear()  # bounded; the indexes stay valid
+            self._by_state[key] = known
+        return known
+
     def delta(self, entity: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> int:
         """The index in ``deltas`` of what moving ``entity`` from ``old`` to ``new`` changes
         (-1: nothing)."""
         kind = entity.split(":", 1)[0]
-        try:  # flat states (devices, purchases...) are their own key; the others are frozen
-            key: tuple[str, Any, Any] = (kind, old and tuple(old.items()), new and tuple(new.items()))
-            known = self._index.get(key)
-        except TypeError:
-            key = (kind, _frozen(old), _frozen(new))
-            known = self._index.get(key)
+        pair = (self._contribution_index(kind, entity, old), self._contribution_index(kind, entity, new))
+        known = self._index.get(pair)
         if known is None:
-            dimensions = difference(self.contribution(entity, old), self.contribution(entity, new))
+            dimensions = difference(self._contributions[pair[0]], self._contributions[pair[1]])
             if dimensions:
                 flattened = {flat(d, f): v for d, fields in dimensions.items() for f, v in fields.items()}
                 self.deltas.append((dimensions, flattened))
                 known = len(self.deltas) - 1
             else:
                 known = -1
-            self._index[key] = known
+            self._index[pair] = known
         return known
 
     def step(self, event_id: str, event_type: str, data: Mapping[str, Any], time: datetime,
@@ -221,12 +239,19 @@ class Fold:
 
     def _flush(self) -> None:
         deltas = self.projector.deltas
+        per_delta: dict[int, int] = {}
+        calendar: Counters = {}
         for (index, day), times in sorted(self._pending.items()):
-            dimensions, flattened = deltas[index]
-            for doc_id, fields in dimensions.items():
+            per_delta[index] = per_delta.get(index, 0) + times
+            iso = day.isoformat()
+            calendar[iso] = calendar.get(iso, 0) + times
+            flattened = deltas[index][1]
+            add(self._days, day_id(day), flattened if times == 1 else {f: v * times for f, v in flattened.items()})
+        for index, times in per_delta.items():
+            for doc_id, fields in deltas[index][0].items():
                 add(self._dimensions, doc_id, {f: v * times for f, v in fields.items()})
-            add(self._dimensions, CALENDAR, {day.isoformat(): times})
-            add(self._days, day_id(day), {f: v * times for f, v in flattened.items()})
+        if calendar:
+            add(self._dimensions, CALENDAR, calendar)
         self._pending.clear()
 
     @property

@@ -20,29 +20,32 @@ the journal (start, rebalance) applies the stored one again before anything else
 every message below its offset: a crash anywhere in between loses and doubles nothing.
 
 A replay builds a fresh read model (``reporting_replay``) from a fold of every event: the
-dimension and day documents as above, the entities packed into a few compressed documents in
-``<name>_packed`` (a snapshot for comparison; 46k small documents would take FerretDB seconds).
+dimension documents as above; the day documents and the entities packed, 2,000 a document,
+compressed, into ``<name>_packed`` (FerretDB takes ~40 us per stored field and ~120 us per
+document: the 600 day documents and 46k entities of the sample estate took 20 s as documents,
+0.2 s packed). Reads merge packed and plain documents, so a replayed model reads as a live one.
 Field names are escaped (no dots: ``os:windows:8.1``).
 """
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from services.reporting.projection import Counters, Fold, Projector, as_of, escape, unescape
+import orjson
+
+from services.reporting.projection import Counters, Fold, Projector, add, as_of, escape, unescape
 from services.runtime.store import Collection, Document, Store, UpdateOp
 
 LIVE, REPLAY = "reporting", "reporting_replay"
 SEQ = "seq"
 """In a dimension or day document: partition -> the journal offset it applied last from it."""
 INSERT_CHUNK = 1000
-PACKED_ENTITIES = 2000
-"""Entities per packed document of a replayed read model."""
+PACKED = 2000
+"""Entities (or days) per packed document of a replayed read model."""
 RawEvent = tuple[str, str, Mapping[str, Any], Any]
 
 
@@ -55,11 +58,11 @@ def _counters(doc: Mapping[str, Any]) -> Counters:
 
 
 def pack(value: Any) -> bytes:
-    return zlib.compress(json.dumps(value, separators=(",", ":")).encode(), 1)
+    return zlib.compress(orjson.dumps(value), 1)
 
 
 def unpack(blob: bytes) -> Any:
-    return json.loads(zlib.decompress(blob))
+    return orjson.loads(zlib.decompress(blob))
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,12 +183,13 @@ class ReadModel:
 
     async def write(self, fold: Fold) -> int:
         entities = sorted(fold.entities.values(), key=lambda e: str(e["_id"]))
+        days = sorted([d, f] for d, f in fold.days.items() if f)
         docs: list[tuple[Collection, list[Document]]] = [
             (self.dimensions, [{"_id": d, **_escaped(f)} for d, f in fold.dimensions.items() if f]),
-            (self.days, [{"_id": d, **_escaped(f)} for d, f in fold.days.items() if f]),
-            (self.packed, [{"_id": f"entities:{i // PACKED_ENTITIES:06d}",
-                            "entities": pack(entities[i:i + PACKED_ENTITIES])}
-                           for i in range(0, len(entities), PACKED_ENTITIES)]),
+            (self.packed, [{"_id": f"entities:{i // PACKED:06d}", "entities": pack(entities[i:i + PACKED])}
+                           for i in range(0, len(entities), PACKED)]),
+            (self.packed, [{"_id": f"days:{i // PACKED:06d}", "days": pack(days[i:i + PACKED])}
+                           for i in range(0, len(days), PACKED)]),
         ]
         written = 0
         for collection, batch in docs:
@@ -204,7 +208,15 @@ class ReadModel:
         return _counters(doc) if doc else {}
 
     async def all_days(self) -> list[tuple[str, Counters]]:
-        return sorted((doc["_id"], _counters(doc)) for doc in await self.days.find({}))
+        days = {doc["_id"]: _counters(doc) for doc in await self.days.find({})}
+        for doc in await self.packed.find({"_id": {"$in": await self._packed_ids("days:")}}):
+            for day, fields in unpack(doc["days"]):
+                add(days, day, fields)
+        return sorted(days.items())
+
+    async def _packed_ids(self, prefix: str) -> list[str]:
+        ids = [str(doc["_id"]) for doc in await self.packed.find({}, projection=["_id"])]
+        return [i for i in ids if i.startswith(prefix)]
 
     async def dimensions_as_of(self, day: date | None) -> dict[str, Counters]:
         """Every dimension now, or at the end of ``day`` (from the day documents)."""
@@ -215,7 +227,7 @@ class ReadModel:
     async def all_entities(self) -> dict[str, dict[str, Any]]:
         """Every entity's document without its ``_id``: the live ones and the packed ones."""
         out = {doc["_id"]: {k: v for k, v in doc.items() if k != "_id"} for doc in await self.entities.find({})}
-        for doc in await self.packed.find({}):
+        for doc in await self.packed.find({"_id": {"$in": await self._packed_ids("entities:")}}):
             out.update({e["_id"]: {k: v for k, v in e.items() if k != "_id"} for e in unpack(doc["entities"])})
         return out
 
