@@ -8,7 +8,8 @@ from services.runtime.bus import Message
 from services.runtime.runtime import Runtime
 
 GROUP = "reporting"
-TOPICS = (inventory.DEVICES_TOPIC, migration.DEVICES_TOPIC, procurement.CONTRACTS_TOPIC,
+TOPICS = (inventory.DEVICES_TOPIC, migration.DEVICES_TOPIC, migration.WAVES_TOPIC, migration.POLICY_TOPIC,
+          procurement.CONTRACTS_TOPIC,
           procurement.PURCHASES_TOPIC, procurement.DELIVERIES_TOPIC)
 
 
