@@ -94,7 +94,7 @@ class Wiring:
     subscriptions: list[tuple[str, tuple[str, ...]]]
     """(consumer group, topics)"""
 
-    def subscribe(self, group: str, topics: Sequence[str], handler: object) -> None:
+    def subscribe(self, group: str, topics: Sequence[str], handler: object, *, batch_handler: object = None) -> None:
         self.subscriptions.append((group, tuple(topics)))
 
 
