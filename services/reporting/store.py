@@ -126,8 +126,12 @@ class ReadModel:
         journal = Journal(partition, end, fold.dimensions, fold.days,
                           [fold.entities[e] for e in sorted(fold.changed)],
                           sorted(e for e in fold.changed if e not in loaded))
-        await self._write_journal(journal, known or None)
-        await self._apply(journal)
+        try:
+            await self._write_journal(journal, known or None)
+            await self._apply(journal)
+        except BaseException:
+            self._offsets.pop(partition, None)  # whatever happened, the next batch reads the journal again
+            raise
         self._offsets[partition] = end
         return len(fold.changed)
 

@@ -13,7 +13,8 @@ import pytest
 
 from services.reporting.domain import projector
 from services.reporting.projection import Fold, as_of, series
-from services.reporting.store import ReadModel
+from services.reporting.store import ReadModel, StaleJournal
+from services.runtime.store import StoreUnavailable
 from services.runtime.store.memory import MemoryStore
 
 T0 = datetime(2014, 4, 8, 9, tzinfo=UTC)
@@ -167,3 +168,57 @@ async def test_the_live_read_model_equals_the_fold(permutation: int) -> None:
     assert live["dimensions"] == {d: c for d, c in expected.dimensions.items() if c}
     assert live["days"] == {d: c for d, c in expected.days.items() if c}
     assert set(live["entities"]) == set(expected.entities)
+
+
+class CrashingInserts:
+    """A collection whose next bulk insert fails, as a store going away mid-batch would."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.crash = True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    async def insert_many(self, docs: Any) -> Any:
+        if self.crash:
+            self.crash = False
+            raise StoreUnavailable("gone mid-batch")
+        return await self._inner.insert_many(docs)
+
+
+async def test_a_crash_between_the_journal_and_the_entities_loses_and_doubles_nothing() -> None:
+    """The dimensions took the batch, the entities did not: a consumer that starts again (or
+    the same one, retrying) applies the journal again, which adds nothing twice."""
+    events = history()
+    p = projector()
+    store = MemoryStore()
+    model = ReadModel(store)
+    crashing = CrashingInserts(model.entities)
+    model.entities = crashing  # type: ignore[assignment]
+    batch = list(enumerate(events))
+    with pytest.raises(StoreUnavailable):
+        await model.apply_batch(p, "inventory.devices|0", batch)
+    assert await model.dimension("estate")  # the increments went in before the crash
+    for consumer in (model, ReadModel(store), ReadModel(store)):  # retried; restarted twice
+        await consumer.apply_batch(p, "inventory.devices|0", batch)
+    expected = fold(events)
+    live = await ReadModel(store).snapshot()
+    assert live["dimensions"] == {d: c for d, c in expected.dimensions.items() if c}
+    assert live["days"] == {d: c for d, c in expected.days.items() if c}
+    assert live["entities"] == {e: {k: v for k, v in doc.items() if k != "_id"}
+                                for e, doc in expected.entities.items()}
+
+
+async def test_a_stale_consumer_cannot_write_over_a_newer_journal() -> None:
+    events = history()
+    p = projector()
+    store = MemoryStore()
+    old, new = ReadModel(store), ReadModel(store)
+    await old.apply_batch(p, "inventory.devices|0", list(enumerate(events[:3])))
+    await new.apply_batch(p, "inventory.devices|0", list(enumerate(events[:5])))  # took the partition over
+    with pytest.raises(StaleJournal):
+        await old.apply_batch(p, "inventory.devices|0", [(3, events[3]), (4, events[4])])
+    await old.apply_batch(p, "inventory.devices|0", list(enumerate(events)))  # read again: goes on from 5
+    expected = fold(events)
+    assert (await ReadModel(store).snapshot())["dimensions"] == {d: c for d, c in expected.dimensions.items() if c}
