@@ -10,7 +10,7 @@ for the central units); ``kind:<kind>``; ``readiness:<outcome>``; ``blocker:<app
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from contracts.migration import Readiness
@@ -119,6 +119,54 @@ def migration_contribution(s: dict[str, Any]) -> Contribution:
     return out
 
 
+# -- migration: waves and the policy ---------------------------------------------------------
+
+WAVE_STATES = ("planned", "running", "paused", "cancelled", "completed")
+
+
+def wave(data: Mapping[str, Any], previous: dict[str, Any] | None, time: datetime) -> Change:
+    """A wave's life (no version: its events come in order on its key; a redelivery is caught
+    by the event ids the entity keeps)."""
+    s = dict(previous or {"wave_id": data["wave_id"], "state": "planned", "pilot": False, "daily_capacity": 0,
+                          "expected_end": None, "start_date": None})
+    s["state"] = data.get("state", "planned")
+    for name in ("daily_capacity", "expected_end", "start_date", "pilot"):
+        if name in data:
+            s[name] = data[name]
+    return Change(f"wave:{data['wave_id']}", s, None, _when(data["occurred_at"], time))
+
+
+def _ordinal(day: str | None) -> int:
+    return date.fromisoformat(day).toordinal() if day else 0
+
+
+def wave_contribution(s: dict[str, Any]) -> Contribution:
+    """``waves``: waves by state; ``wave:<id>``: the wave's state, capacity and expected end (as
+    a day ordinal: dimension documents hold numbers), beside its devices' saga counts."""
+    fields = {f"state:{s['state']}": 1, "daily_capacity": s["daily_capacity"],
+              "expected_end_ordinal": _ordinal(s["expected_end"]), "pilot": int(bool(s["pilot"]))}
+    return {"waves": {s["state"]: 1, "waves": 1}, f"wave:{s['wave_id']}": fields}
+
+
+def policy(data: Mapping[str, Any], previous: dict[str, Any] | None, time: datetime) -> Change:
+    target = data["target"]
+    state = {"version": int(data["version"]), "target": f"{target['family']}:{target['version']}",
+             "target_support_ends": data.get("target_support_ends"), "warning": data.get("warning") is not None,
+             "blocking_applications": len(data.get("blocking_applications") or ()),
+             "catalogue_size": int(data["catalogue_size"])}
+    return Change("policy:current", state, int(data["version"]), _when(data["occurred_at"], time))
+
+
+def policy_contribution(s: dict[str, Any]) -> Contribution:
+    """``policy``: the version in force, the target's end of support (day ordinal), whether a
+    longer-supported alternative was flagged, the catalogue's size and blocking applications;
+    ``policy:target:<os>``: which target."""
+    return {"policy": {"version": s["version"], "target_support_ends_ordinal": _ordinal(s["target_support_ends"]),
+                       "warning": int(s["warning"]), "catalogue_size": s["catalogue_size"],
+                       "blocking_applications": s["blocking_applications"]},
+            f"policy:target:{s['target']}": {"in_force": 1}}
+
+
 # -- procurement: purchases, contracts, deliveries --------------------------------------------
 
 def purchase(data: Mapping[str, Any], previous: dict[str, Any] | None, time: datetime) -> Change:
@@ -169,6 +217,7 @@ def delivery_contribution(s: dict[str, Any]) -> Contribution:
 # -- the projector ------------------------------------------------------------------------------
 
 CONTRIBUTIONS = {"device": device_contribution, "migration": migration_contribution,
+                 "wave": wave_contribution, "policy": policy_contribution,
                  "purchase": purchase_contribution, "contract": contract_contribution,
                  "delivery": delivery_contribution}
 
@@ -185,6 +234,14 @@ def _by_device(data: Mapping[str, Any]) -> str:
 
 def _by_migration(data: Mapping[str, Any]) -> str:
     return f"migration:{data['asset_tag']}"
+
+
+def _by_wave(data: Mapping[str, Any]) -> str:
+    return f"wave:{data['wave_id']}"
+
+
+def _by_policy(data: Mapping[str, Any]) -> str:
+    return "policy:current"
 
 
 def _by_purchase(data: Mapping[str, Any]) -> str:
@@ -211,6 +268,9 @@ RULES: dict[str, Rule] = {
     "migration.device.step_retried.v1": Rule(_by_migration, saga_step(None)),
     "migration.device.rolled_back.v1": Rule(_by_migration, saga_step("failed")),
     "migration.device.migrated.v1": Rule(_by_migration, saga_step("migrated")),
+    **{f"migration.wave.{t}.v1": Rule(_by_wave, wave)
+       for t in ("planned", "started", "paused", "resumed", "cancelled", "completed")},
+    "migration.policy.changed.v1": Rule(_by_policy, policy),
     **{f"procurement.purchase.{t}.v1": Rule(_by_purchase, purchase)
        for t in ("requested", "approved", "rejected", "ordered")},
     **{f"procurement.contract.{t}.v1": Rule(_by_contract, contract) for t in ("awarded", "varied", "expiring")},

@@ -3,7 +3,7 @@ programme's figures (now or as of a past date), cost, forecast, tables; replay."
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -13,12 +13,15 @@ from services.reporting.cost import SupportPrices, cost_per_week_of_delay, cost_
 from services.reporting.forecast import Forecast, ForecastSettings, forecast
 from services.reporting.projection import Counters, Projector, flat, series
 from services.reporting.replay import EventLog, ReplayReport, rebuild
-from services.reporting.store import ReadModel
+from services.reporting.store import RawEvent, ReadModel
+from services.runtime.bus import Message
 from services.runtime.clock import Clock
 
 PENCE = 100.0
 TABLES = ("os", "boroughs", "kinds", "series", "blockers", "readiness", "waves", "saga", "spend", "contracts",
-          "deliveries")
+          "deliveries", "policy")
+_POLICY_COLUMNS = ["target", "version", "target_support_ends", "longer_supported_alternative", "catalogue_size",
+                   "blocking_applications"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +86,16 @@ class ReportingHandlers:
 
     # -- events -------------------------------------------------------------------------------
 
-    async def on_event(self, envelope: Envelope) -> None:
-        if self.projector.handles(envelope.type):
-            await self.model.apply(self.projector, envelope.id, envelope.type, envelope.data, envelope.time)
+    async def on_batch(self, messages: Sequence[Message]) -> None:
+        """Consecutive messages of one topic partition (a single one when a batch failed and its
+        messages are handled one by one)."""
+        by_partition: dict[str, list[tuple[int, RawEvent]]] = {}
+        for m in messages:
+            envelope = Envelope.from_bytes(m.value)
+            by_partition.setdefault(f"{m.topic}|{m.partition}", []).append(
+                (m.offset, (envelope.id, envelope.type, envelope.data, envelope.time)))
+        for partition, events in by_partition.items():
+            await self.model.apply_batch(self.projector, partition, events)
 
     # -- figures ------------------------------------------------------------------------------
 
@@ -113,8 +123,10 @@ class ReportingHandlers:
         contracted = spend.get("contracted_pence", 0) / PENCE
 
         def classed(cls: str) -> float:
-            c = dims.get(f"spend:class:{cls}", {})
-            return (c.get("committed_pence", 0) + c.get("contracted_pence", 0)) / PENCE
+            """Spend is what is ordered (purchases, under a contract or not); a contract's value
+            is a commitment shown apart (``spend_contracted_gbp``), never added to it: a purchase
+            under a contract would count twice."""
+            return dims.get(f"spend:class:{cls}", {}).get("committed_pence", 0) / PENCE
 
         money = spend_figures(committed, classed("legacy"), classed("modern"), self.config.budget_gbp)
         result, note = await self.forecast(as_of)
@@ -183,10 +195,33 @@ class ReportingHandlers:
 
     @staticmethod
     def _table_waves(dims: dict[str, Counters]) -> Table:
+        """Each wave's devices by saga state (from the device events), its own state, daily
+        capacity and expected end (from the wave events), and its success rate."""
         states = ["scheduled", "in_progress", "migrated", "failed", "unscheduled"]
-        return Table("waves", ["wave", "devices", *states],
-                     [[w, _int(c.get("devices")), *(_int(c.get(s)) for s in states)]
-                      for w, c in _prefixed(dims, "wave:")])
+        rows = []
+        for w, c in _prefixed(dims, "wave:"):
+            state = next((f.removeprefix("state:") for f, v in c.items() if f.startswith("state:") and v > 0), None)
+            end = _int(c.get("expected_end_ordinal"))
+            devices = _int(c.get("devices"))
+            rows.append([w, state, _int(c.get("daily_capacity")), date.fromordinal(end).isoformat() if end else None,
+                         devices, *(_int(c.get(s)) for s in states),
+                         round(c.get("migrated", 0) / devices, 4) if devices else None])
+        return Table("waves", ["wave", "state", "daily_capacity", "expected_end", "devices", *states,
+                               "success_rate"], rows)
+
+    @staticmethod
+    def _table_policy(dims: dict[str, Counters]) -> Table:
+        """The migration policy in force: target, version, the target's end of support, whether
+        a longer-supported alternative was flagged, the catalogue and its blocking applications."""
+        c = dims.get("policy", {})
+        if not c:
+            return Table("policy", _POLICY_COLUMNS, [])
+        target = next((name for name, t in _prefixed(dims, "policy:target:") if t.get("in_force")), None)
+        ends = _int(c.get("target_support_ends_ordinal"))
+        return Table("policy", _POLICY_COLUMNS, [[target, _int(c.get("version")),
+                                                  date.fromordinal(ends).isoformat() if ends else None,
+                                                  bool(c.get("warning")), _int(c.get("catalogue_size")),
+                                                  _int(c.get("blocking_applications"))]])
 
     @staticmethod
     def _table_saga(dims: dict[str, Counters]) -> Table:

@@ -13,14 +13,15 @@ Entities whose events carry a version (inventory's device snapshots, procurement
 and purchase snapshots) ignore a version not newer than the one applied; the others rely on
 Kafka's per-key order and on the event ids an entity keeps.
 
-The live consumer (store.py) applies an ``Outcome`` document by document; the replay
-(``Fold``) applies the same outcomes in memory and writes the documents once at the end.
+Both the live consumer and the replay fold events in memory (``Fold``): the live one a batch
+at a time onto the entities it loaded, applying the batch's increments in a few writes (see
+store.py); the replay every event from nothing, writing the documents once at the end.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -73,14 +74,13 @@ class Rule:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """An event's effect: increments per dimension document, the same flattened into its day
-    document, and the entity document to store."""
+    """An event's effect: the entity document to store, and the change it makes to the
+    dimension documents on ``day`` (``Projector.deltas[delta]``; -1: none)."""
 
     event_id: str
     entity: dict[str, Any]
-    dimensions: dict[str, Counters]
-    day: str
-    day_increments: Counters
+    delta: int
+    day: date
 
 
 def difference(old: Contribution, new: Contribution) -> dict[str, Counters]:
@@ -95,31 +95,80 @@ def difference(old: Contribution, new: Contribution) -> dict[str, Counters]:
     return out
 
 
-def contribution_of(entity_doc: Mapping[str, Any] | None) -> Contribution:
-    """The contribution an entity document records (as {d: document, f: field, v: value}
-    entries, so that document ids and fields need no escaping; FerretDB stores no nested arrays)."""
-    out: Contribution = {}
-    for entry in (entity_doc or {}).get("contribution", ()):
-        out.setdefault(entry["d"], {})[entry["f"]] = entry["v"]
-    return out
+def _frozen(value: Any) -> Any:
+    """A hashable copy of a JSON-like value (the key contributions are remembered by)."""
+    if isinstance(value, dict):
+        return tuple((k, _frozen(v)) for k, v in sorted(value.items()))
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(v) for v in value)
+    return value
 
 
-def _entries(contribution: Contribution) -> list[dict[str, Any]]:
-    return [{"d": d, "f": f, "v": v} for d in sorted(contribution) for f, v in sorted(contribution[d].items()) if v]
+Delta = tuple[dict[str, Counters], Counters]
+"""What moving an entity from one state to another changes: per dimension document, and the
+same flattened (``borough:Camden|legacy``) for the day document."""
 
 
 class Projector:
-    """The rules by event type and the contribution of each kind of entity."""
+    """The rules by event type and the contribution of each kind of entity.
+
+    An entity's contribution is a pure function of its state, so it is not stored: it is
+    computed again from the stored state (and remembered by state, as is the difference
+    between two states: most events move an entity between a few dozen distinct states)."""
 
     def __init__(self, rules: Mapping[str, Rule], contribute: Callable[[str, dict[str, Any]], Contribution]) -> None:
         self.rules = dict(rules)
         self._contribute = contribute
+        self._by_state: dict[tuple[str, Any], int] = {}
+        self._by_contribution: dict[Any, int] = {}
+        self._contributions: list[Contribution] = []
+        self._index: dict[tuple[int, int], int] = {}
+        self.deltas: list[Delta] = []
 
     def handles(self, event_type: str) -> bool:
         return event_type in self.rules
 
     def entity_of(self, event_type: str, data: Mapping[str, Any]) -> str:
         return self.rules[event_type].entity(data)
+
+    def contribution(self, entity: str, state: dict[str, Any] | None) -> Contribution:
+        return self._contribute(entity, state) if state is not None else {}
+
+    def _contribution_index(self, kind: str, entity: str, state: dict[str, Any] | None) -> int:
+        """The index of the state's contribution among the distinct ones seen (states that
+        differ only in what contributes nothing, e.g. a device's site, share one)."""
+        try:  # flat states (devices, purchases...) are their own key; the others are frozen
+            key: tuple[str, Any] = (kind, state and tuple(state.items()))
+            known = self._by_state.get(key)
+        except TypeError:
+            key = (kind, _frozen(state))
+            known = self._by_state.get(key)
+        if known is None:
+            contribution = self.contribution(entity, state)
+            known = self._by_contribution.setdefault(_frozen(contribution), len(self._by_contribution))
+            if known == len(self._contributions):
+                self._contributions.append(contribution)
+            if len(self._by_state) > 200_000:
+                self._by_state.clear()  # bounded; the indexes stay valid
+            self._by_state[key] = known
+        return known
+
+    def delta(self, entity: str, old: dict[str, Any] | None, new: dict[str, Any] | None) -> int:
+        """The index in ``deltas`` of what moving ``entity`` from ``old`` to ``new`` changes
+        (-1: nothing)."""
+        kind = entity.split(":", 1)[0]
+        pair = (self._contribution_index(kind, entity, old), self._contribution_index(kind, entity, new))
+        known = self._index.get(pair)
+        if known is None:
+            dimensions = difference(self._contributions[pair[0]], self._contributions[pair[1]])
+            if dimensions:
+                flattened = {flat(d, f): v for d, fields in dimensions.items() for f, v in fields.items()}
+                self.deltas.append((dimensions, flattened))
+                known = len(self.deltas) - 1
+            else:
+                known = -1
+            self._index[pair] = known
+        return known
 
     def step(self, event_id: str, event_type: str, data: Mapping[str, Any], time: datetime,
              previous: Mapping[str, Any] | None) -> Outcome | None:
@@ -128,27 +177,25 @@ class Projector:
         rule = self.rules[event_type]
         if previous is not None and event_id in previous.get("events", ()):
             return None
-        change = rule.apply(data, (previous or {}).get("state"), time)
-        last = (previous or {}).get("version")
-        if change.version is not None and last is not None and change.version <= last:
-            return None
-        old = contribution_of(previous)
-        new = self._contribute(change.entity, change.state) if change.state is not None else {}
-        dimensions = difference(old, new)
-        day = day_id(change.at.date())
-        increments = {flat(d, f): v for d, fields in dimensions.items() for f, v in fields.items()}
-        if increments:
-            dimensions.setdefault(CALENDAR, {})[change.at.date().isoformat()] = 1
-        events = [] if change.version is not None else \
-            [*list((previous or {}).get("events", ()))[-(ENTITY_EVENTS_KEPT - 1):], event_id]
-        entity = {"_id": change.entity, "state": change.state, "version": change.version,
-                  "contribution": _entries(new), "events": events}
-        return Outcome(event_id, entity, dimensions, day, increments)
+        old_state = previous.get("state") if previous is not None else None
+        change = rule.apply(data, old_state, time)
+        if change.version is not None and previous is not None:
+            last = previous.get("version")
+            if last is not None and change.version <= last:
+                return None
+        if change.version is not None:
+            events: list[str] = []
+        else:
+            events = [*list((previous or {}).get("events", ()))[-(ENTITY_EVENTS_KEPT - 1):], event_id]
+        entity = {"_id": change.entity, "state": change.state, "version": change.version, "events": events}
+        return Outcome(event_id, entity, self.delta(change.entity, old_state, change.state), change.at.date())
 
 
 def add(into: dict[str, Counters], doc_id: str, fields: Mapping[str, float]) -> None:
     """Add counters; a counter that comes to zero is dropped (zero and absent are the same)."""
-    target = into.setdefault(doc_id, {})
+    target = into.get(doc_id)
+    if target is None:
+        target = into[doc_id] = {}
     for f, v in fields.items():
         total = target.get(f, 0) + v
         if total:
@@ -157,31 +204,67 @@ def add(into: dict[str, Counters], doc_id: str, fields: Mapping[str, float]) -> 
             target.pop(f, None)
 
 
-@dataclass
 class Fold:
-    """The read model in memory: the replay folds every event here with the same rules, then
-    the documents are written at once."""
+    """Events folded in memory with the rules: the entities' documents, and the increments to
+    every dimension and day document. The replay folds every event from nothing and writes the
+    documents at once; the live consumer folds a batch onto the entities it loaded and applies
+    the increments (``changed`` names the entities the batch moved).
 
-    projector: Projector
-    entities: dict[str, dict[str, Any]] = field(default_factory=dict)
-    dimensions: dict[str, Counters] = field(default_factory=dict)
-    days: dict[str, Counters] = field(default_factory=dict)
-    events: int = 0
+    An event only counts its (change, day) pair; the counters are summed when read."""
+
+    def __init__(self, projector: Projector, entities: dict[str, dict[str, Any]] | None = None) -> None:
+        self.projector = projector
+        self.entities: dict[str, dict[str, Any]] = entities if entities is not None else {}
+        self.events = 0
+        self.changed: set[str] = set()
+        self._pending: dict[tuple[int, date], int] = {}
+        self._dimensions: dict[str, Counters] = {}
+        self._days: dict[str, Counters] = {}
 
     def apply(self, event_id: str, event_type: str, data: Mapping[str, Any], time: datetime) -> bool:
-        if not self.projector.handles(event_type):
+        projector = self.projector
+        if not projector.handles(event_type):
             return False
-        entity = self.projector.entity_of(event_type, data)
-        outcome = self.projector.step(event_id, event_type, data, time, self.entities.get(entity))
+        entity = projector.entity_of(event_type, data)
+        outcome = projector.step(event_id, event_type, data, time, self.entities.get(entity))
         self.events += 1
         if outcome is None:
             return False
-        for doc_id, fields in outcome.dimensions.items():
-            add(self.dimensions, doc_id, fields)
-        if outcome.day_increments:
-            add(self.days, outcome.day, outcome.day_increments)
+        if outcome.delta >= 0:
+            key = (outcome.delta, outcome.day)
+            self._pending[key] = self._pending.get(key, 0) + 1
         self.entities[entity] = outcome.entity
+        self.changed.add(entity)
         return True
+
+    def _flush(self) -> None:
+        deltas = self.projector.deltas
+        per_delta: dict[int, int] = {}
+        calendar: Counters = {}
+        for (index, day), times in sorted(self._pending.items()):
+            per_delta[index] = per_delta.get(index, 0) + times
+            iso = day.isoformat()
+            calendar[iso] = calendar.get(iso, 0) + times
+            flattened = deltas[index][1]
+            add(self._days, day_id(day), flattened if times == 1 else {f: v * times for f, v in flattened.items()})
+        for index, times in per_delta.items():
+            for doc_id, fields in deltas[index][0].items():
+                add(self._dimensions, doc_id, {f: v * times for f, v in fields.items()})
+        if calendar:
+            add(self._dimensions, CALENDAR, calendar)
+        self._pending.clear()
+
+    @property
+    def dimensions(self) -> dict[str, Counters]:
+        """Increments per dimension document (with ``calendar``: changes per day)."""
+        self._flush()
+        return self._dimensions
+
+    @property
+    def days(self) -> dict[str, Counters]:
+        """Increments per day document, flattened."""
+        self._flush()
+        return self._days
 
     def apply_all(self, events: Iterable[tuple[str, str, Mapping[str, Any], datetime]]) -> None:
         for event in events:

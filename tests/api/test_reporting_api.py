@@ -74,7 +74,7 @@ async def test_inventory_events_become_figures_tables_and_a_replay_equal_to_live
 
 
 @pytest.mark.parametrize("name", ["os", "boroughs", "kinds", "series", "blockers", "readiness", "waves", "saga",
-                                  "spend", "contracts", "deliveries"])
+                                  "spend", "contracts", "deliveries", "policy"])
 async def test_every_table_answers_as_json_and_csv(reader: httpx.AsyncClient, name: str) -> None:
     as_json = await reader.get(f"/reporting/tables/{name}")
     assert as_json.status_code == 200 and as_json.json()["name"] == name

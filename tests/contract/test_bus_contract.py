@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
@@ -313,3 +313,69 @@ async def test_a_replayed_message_reaches_only_the_group_it_names(make_bus: BusF
     await asyncio.sleep(0.3)
     assert [m.value for m in first] == [b"replayed", b"normal"]
     assert [m.value for m in second] == [b"normal"], "the other group skips the replay and goes on"
+
+
+async def test_a_batch_handler_gets_each_partitions_messages_in_order(make_bus: BusFactory,
+                                                                     running: list[Bus]) -> None:
+    topic = unique("batched")
+    batches: list[list[Message]] = []
+    single: list[Message] = []
+
+    async def batch(messages: Sequence[Message]) -> None:
+        assert len({(m.topic, m.partition) for m in messages}) == 1
+        batches.append(list(messages))
+
+    bus = make_bus()
+    bus.subscribe(unique("g"), [topic], recorder(single), batch_handler=batch)
+    await start(bus, running)
+    await bus.publish([OutgoingMessage(topic, f"k{i % 4}", f"{i}".encode()) for i in range(200)])
+    await eventually(lambda: sum(map(len, batches)) == 200)
+    assert single == []
+    received = [m for b in batches for m in b]
+    for key in ("k0", "k1", "k2", "k3"):
+        values = [int(m.value) for m in received if m.key == key]
+        assert values == sorted(values) and len(values) == 50
+    assert len(batches) < 200  # together, not one by one
+
+
+async def test_a_failing_batch_goes_one_by_one_and_only_the_bad_message_is_dead_lettered(
+        make_bus: BusFactory, running: list[Bus]) -> None:
+    topic, group = unique("batch-poison"), unique("g")
+    done: list[bytes] = []
+    dead: list[Message] = []
+
+    async def batch(messages: Sequence[Message]) -> None:
+        if any(m.value == b"bad" for m in messages):
+            raise PermanentError("cannot read one of them")
+        done.extend(m.value for m in messages)
+
+    async def one(message: Message) -> None:
+        await batch([message])
+
+    bus = make_bus()
+    bus.subscribe(group, [topic], one, batch_handler=batch)
+    bus.subscribe(unique("dlq-reader"), [dead_letter_topic(topic, group)], recorder(dead))
+    await start(bus, running)
+    await bus.publish([OutgoingMessage(topic, "k", v) for v in (b"a", b"bad", b"c")])
+    await eventually(lambda: done == [b"a", b"c"] and len(dead) == 1)
+    assert dead[0].value == b"bad"
+
+
+async def test_an_unavailable_store_holds_the_batch_until_it_is_back(make_bus: BusFactory,
+                                                                    running: list[Bus]) -> None:
+    topic = unique("batch-blip")
+    calls: list[int] = []
+    done: list[bytes] = []
+
+    async def batch(messages: Sequence[Message]) -> None:
+        calls.append(len(messages))
+        if len(calls) <= 2 * POLICY.max_attempts:
+            raise StoreUnavailable("the store does not answer")
+        done.extend(m.value for m in messages)
+
+    bus = make_bus()
+    bus.subscribe(unique("g"), [topic], recorder([]), batch_handler=batch)
+    await start(bus, running)
+    await bus.publish([OutgoingMessage(topic, "k", f"{i}".encode()) for i in range(5)])
+    await eventually(lambda: len(done) == 5)
+    assert done == [f"{i}".encode() for i in range(5)]
