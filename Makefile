@@ -29,6 +29,7 @@ test: install lint typecheck
 # The fast part only: no Kafka, no store server (the suite above runs these too).
 unit: install
 	bash deploy/local/prometheus.sh install
+	bash deploy/local/kustomize.sh install
 	$(PY) -m pytest -q -m "not integration"
 
 infra-up: install

@@ -19,9 +19,12 @@ bash "$HERE/kafka.sh" install & kafka_install=$!
 bash "$HERE/ferretdb.sh" install & ferret_install=$!
 # promtool and prometheus (Debian's package) for tests/deploy and the real-Prometheus test.
 bash "$HERE/prometheus.sh" install & prometheus_install=$!
+# kustomize (built from the Go module proxy) for the Kubernetes manifests' test.
+bash "$HERE/kustomize.sh" install & kustomize_install=$!
 wait "$kafka_install" || { echo "Kafka could not be installed" >&2; exit 1; }
 wait "$ferret_install" || { echo "FerretDB could not be installed" >&2; exit 1; }
 wait "$prometheus_install" || { echo "Prometheus could not be installed" >&2; exit 1; }
+wait "$kustomize_install" || { echo "kustomize could not be built" >&2; exit 1; }
 
 bash "$HERE/ferretdb.sh" start
 bash "$HERE/kafka.sh" start

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 
 import kubernetes_validate
 import pytest
@@ -12,6 +13,7 @@ from services import registry
 from tests.deploy.support import (
     ALERTS_FILE,
     K8S_DIR,
+    ROOT,
     TEST_SECRET,
     containers,
     docker_cmd,
@@ -151,6 +153,21 @@ def test_every_manifest_validates_against_the_kubernetes_schemas() -> None:
     broken = {**deployment("inventory"), "spec": {**deployment("inventory")["spec"], "replicas": "two"}}  # type: ignore[dict-item]
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, "1.33", strict=True)
+
+
+def test_the_kustomize_output_validates_against_the_kubernetes_schemas() -> None:
+    """What `kubectl kustomize deploy/k8s` renders (kustomize build; deploy/local/kustomize.sh
+    builds it): every object, strictly validated, the four services' Deployments among them."""
+    done = subprocess.run(["bash", str(ROOT / "deploy/local/kustomize.sh"), "path"], capture_output=True, text=True)
+    assert done.returncode == 0, "kustomize is not built: " + done.stderr
+    rendered = subprocess.run([done.stdout.strip(), "build", str(K8S_DIR)], capture_output=True, text=True,
+                              timeout=120)
+    assert rendered.returncode == 0, rendered.stderr
+    documents = [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+    assert {d["metadata"]["name"] for d in documents if d["kind"] == "Deployment"} == set(registry.SERVICES)
+    assert all(d["metadata"].get("namespace") for d in documents if d["kind"] != "Namespace")
+    for doc in documents:
+        kubernetes_validate.validate(doc, "1.33", strict=True)
 
 
 def test_the_kubernetes_scrape_config_keeps_annotated_pods_and_labels_job_and_platform() -> None:
