@@ -22,7 +22,9 @@ import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 from pydantic import ValidationError
 
 from services.runtime.bus.base import (
@@ -142,9 +144,10 @@ class Delivery:
             messages.append(Message(topic=r.topic, key=key, value=r.value, headers=r.headers,
                                     partition=r.partition, offset=r.offset))
         first = records[0]
+        parent, links = _batch_parent(messages)
         started = time.perf_counter()
         with self._telemetry.tracer.start_as_current_span(
-            f"{first.topic} process batch", kind=SpanKind.CONSUMER,
+            f"{first.topic} process", context=parent, links=links, kind=SpanKind.CONSUMER,
             attributes={"messaging.system": "kafka", "messaging.destination.name": first.topic,
                         "messaging.consumer.group.name": group, "messaging.batch.message_count": len(records),
                         "messaging.kafka.offset": first.offset},
@@ -206,3 +209,19 @@ class Delivery:
         except Exception as failure:  # noqa: BLE001 - not dead-lettered: must be handled again, not skipped
             raise Unavailable(f"could not dead-letter: {type(failure).__name__}: {failure}") from failure
         self._metrics.dead_letters.labels(record.topic, group).inc()
+
+
+def _batch_parent(messages: Sequence[Message]) -> tuple[Context | None, list[Link]]:
+    """Where a batch's consumer span belongs: under the one producer span all its messages
+    came from (the usual case: one request's events), so the trace runs on unbroken; else a
+    root with a link to each producer span (OpenTelemetry's way for a batch of many traces)."""
+    parents: dict[tuple[int, int], tuple[Context, SpanContext]] = {}
+    for message in messages:
+        context = context_from_headers(message.headers)
+        span_context = trace.get_current_span(context).get_span_context()
+        if span_context.is_valid:
+            parents.setdefault((span_context.trace_id, span_context.span_id), (context, span_context))
+    if len(parents) == 1:
+        (context, _), = parents.values()
+        return context, []
+    return None, [Link(span_context) for _, span_context in parents.values()]
