@@ -4,14 +4,10 @@ server error, nor have a status, content type or body the document does not desc
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -23,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
 from services.registry import create_app
 from services.runtime.auth import Role
 from services.runtime.settings import Mode, Settings
-from tests.conftest import bearer
+from tests.conftest import bearer, served_in_a_thread
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 EXAMPLES = 30
@@ -37,19 +33,8 @@ SETTINGS = Settings(mode=Mode.EMBEDDED, max_request_bytes=256 * 1024)
 
 @pytest.fixture(scope="module")
 def platform_url() -> Iterator[str]:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(SETTINGS), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the test platform did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(15)
-    sock.close()
+    with served_in_a_thread(create_app(SETTINGS)) as url:
+        yield url
 
 
 schema = schemathesis.openapi.from_dict(create_app(SETTINGS).openapi())

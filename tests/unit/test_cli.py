@@ -7,8 +7,6 @@ import csv
 import io
 import json
 import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +26,7 @@ from services.inventory.imports import CSV_COLUMNS, MAX_FIELD_CHARS, read_csv, r
 from services.inventory.sample_estate import EstateSize, csv_row, generate
 from services.runtime.auth import Role, decode_token
 from services.runtime.settings import Mode, Settings
+from tests.conftest import served_in_a_thread
 
 runner = CliRunner()
 
@@ -153,20 +152,8 @@ def _lines_through_batches(path: Path, text: str, read: Any) -> list[int]:
 @pytest.fixture(scope="module")
 def platform_url() -> Iterator[str]:
     from services.registry import create_app
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    settings = Settings(mode=Mode.EMBEDDED)
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the test platform did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(15)
-    sock.close()
+    with served_in_a_thread(create_app(Settings(mode=Mode.EMBEDDED))) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
