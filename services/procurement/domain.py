@@ -10,6 +10,7 @@ allow it now: 409).
 from __future__ import annotations
 
 import calendar
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Annotated, Self
@@ -387,19 +388,39 @@ def _next(request: PurchaseRequest, now: datetime, **changes: object) -> Purchas
     return request.model_copy(update={**changes, "version": request.version + 1, "updated_at": now})
 
 
-def add_need(request: PurchaseRequest, need: NeedLine, now: datetime) -> Change[PurchaseRequest]:
-    """Add a replacement need to a draft; a need it holds already changes nothing."""
-    if any(n.need_id == need.need_id for n in request.needs):
-        return Change(request)
+NEEDS_PER_DRAFT = 1000
+"""Replacement needs one draft holds at most (the next draft takes the rest): the contract
+allows 5,000, and a draft is loaded whole each time needs are added to it."""
+MAX_REQUEST_QUANTITY = 100_000
+
+
+def add_needs(request: PurchaseRequest, needs: Sequence[NeedLine], now: datetime,
+              limit: int = NEEDS_PER_DRAFT) -> tuple[Change[PurchaseRequest], list[NeedLine]]:
+    """Add replacement needs to a draft, in their order, while it has room (``limit`` needs,
+    ``MAX_REQUEST_QUANTITY`` devices); a need it holds already changes nothing. Returns the
+    change and the needs left for the next draft."""
+    held = {n.need_id for n in request.needs}
+    new = [n for n in needs if n.need_id not in held]
+    if not new:
+        return Change(request), []
     if request.state is not RequestState.DRAFT:
         raise StateConflict(f"request {request.request_id} is {request.state.value}; only a draft takes needs")
-    needs = [*request.needs, need]
-    sites = {n.site for n in needs}
-    after = _next(request, now, needs=needs, quantity=sum(n.quantity for n in needs),
-                  site=needs[0].site if len(sites) == 1 else None,
-                  borough=needs[0].borough if len(sites) == 1 else None)
+    taken: list[NeedLine] = []
+    quantity = sum(n.quantity for n in request.needs)
+    for line in new:
+        if len(request.needs) + len(taken) >= limit or quantity + line.quantity > MAX_REQUEST_QUANTITY:
+            break
+        taken.append(line)
+        quantity += line.quantity
+    if not taken:
+        return Change(request), new
+    lines = [*request.needs, *taken]
+    sites = {n.site for n in lines}
+    after = _next(request, now, needs=lines, quantity=quantity,
+                  site=lines[0].site if len(sites) == 1 else None,
+                  borough=lines[0].borough if len(sites) == 1 else None)
     # A draft is not announced (it is when submitted): stored, not published.
-    return Change(after, [(STORED_ONLY, after)])
+    return Change(after, [(STORED_ONLY, after)]), new[len(taken):]
 
 
 class Submission(_Model):

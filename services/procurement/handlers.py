@@ -7,10 +7,11 @@ makes a retry finish the job without counting twice."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
+from contracts.common import DeviceKind
 from contracts.envelope import Envelope
 from contracts.migration import ReplacementNeededV1
 from contracts.procurement import ApprovalKind, DeliveryReceivedV1, NeedLine, RequestState, SpendClass
@@ -270,31 +271,57 @@ class ProcurementHandlers:
     # -- replacement needs from migration -------------------------------------------------
 
     async def on_replacement_needed(self, envelope: Envelope) -> None:
-        """Add the need to the open draft for its kind under the replacement framework. Drafts
-        are numbered per kind and framework (PR-<framework>-<kind>-001, -002 ...); the need is
-        looked for in each, so a redelivered or re-announced need (same need id) is added once,
-        even after its draft was submitted."""
-        need = ReplacementNeededV1.model_validate(envelope.data)
+        await self.on_replacement_needs([envelope])
+
+    async def on_replacement_needs(self, envelopes: Sequence[Envelope]) -> None:
+        """Add the needs to the open draft for their kind under the replacement framework.
+        Drafts are numbered per kind and framework (PR-<framework>-<kind>-001, -002 ...) and hold
+        at most ``domain.NEEDS_PER_DRAFT`` needs; the drafts are read in order and a need any of
+        them holds is left out, so a redelivered or re-announced need (same need id) is added
+        once, even after its draft was submitted. Many needs together (a fetched batch) cost one
+        write per draft they land in."""
+        by_kind: dict[DeviceKind, dict[str, NeedLine]] = {}
+        for envelope in envelopes:
+            need = ReplacementNeededV1.model_validate(envelope.data)
+            by_kind.setdefault(need.kind, {}).setdefault(need.need_id, NeedLine(
+                need_id=need.need_id, site=need.site, borough=need.borough, quantity=need.quantity))
+        if not by_kind:
+            return
         framework = await self.frameworks.get(self.policy.replacement_framework)
-        line = NeedLine(need_id=need.need_id, site=need.site, borough=need.borough, quantity=need.quantity)
+        for kind, lines in by_kind.items():
+            await self._place_needs(framework, kind, list(lines.values()))
+
+    async def _place_needs(self, framework: Framework, kind: DeviceKind, lines: list[NeedLine]) -> None:
         for generation in range(1, MAX_DRAFT_GENERATIONS + 1):
-            request_id = f"PR-{framework.framework_id}-{need.kind.value}-{generation:03d}"
+            request_id = f"PR-{framework.framework_id}-{kind.value}-{generation:03d}"
             current = await self.requests.load(request_id)
             if current is None:
-                spec = RequestSpec(kind=need.kind, quantity=need.quantity, framework_id=framework.framework_id,
-                                   site=need.site, borough=need.borough)
+                first, rest = domain.add_needs(domain.draft(request_id, RequestSpec(
+                    kind=kind, quantity=1, framework_id=framework.framework_id), framework, self._clock.now()),
+                    lines, self._clock.now())
                 try:
-                    await self.requests.insert(Change(domain.draft(request_id, spec, framework,
-                                                                   self._clock.now(), [line])))
-                    return
+                    await self.requests.insert(Change(first.value.model_copy(update={"version": 1})))
                 except AlreadyStored:
                     current = await self.requests.get(request_id)
+                else:
+                    if not (lines := rest):
+                        return
+                    continue
+            left: list[NeedLine] = lines
+
+            def add(request: PurchaseRequest, lines: list[NeedLine] = lines) -> Change[PurchaseRequest]:
+                nonlocal left
+                change, left = domain.add_needs(request, lines, self._clock.now())
+                return change
+
             try:
-                await self.requests.mutate(request_id, None, lambda r: domain.add_need(r, line, self._clock.now()))
+                await self.requests.mutate(request_id, None, add)
+            except domain.StateConflict:  # submitted: it keeps what it holds, the next draft takes the rest
+                held = {n.need_id for n in (await self.requests.get(request_id)).needs}
+                left = [n for n in lines if n.need_id not in held]
+            if not (lines := left):
                 return
-            except domain.StateConflict:
-                continue  # submitted already, without this need: the next draft takes it
-        raise RuntimeError(f"more than {MAX_DRAFT_GENERATIONS} drafts for {need.kind.value}")
+        raise RuntimeError(f"more than {MAX_DRAFT_GENERATIONS} drafts for {kind.value}")
 
     # -- the budget -----------------------------------------------------------------------
 

@@ -264,10 +264,25 @@ def test_partial_deliveries_up_to_the_quantity_ordered() -> None:
 def test_a_need_joins_a_draft_once() -> None:
     draft = domain.draft("PR-1", RequestSpec(kind=DeviceKind.LAPTOP, quantity=2, framework_id="SPRINT-II"),
                          SPRINT, NOW, [NeedLine(need_id="N1", site="A", quantity=2)])
-    again = domain.add_need(draft, NeedLine(need_id="N1", site="A", quantity=2), NOW)
-    assert not again.changed
-    more = domain.add_need(draft, NeedLine(need_id="N2", site="B", quantity=3), NOW).value
-    assert (more.quantity, more.site) == (5, None)
+    again, left = domain.add_needs(draft, [NeedLine(need_id="N1", site="A", quantity=2)], NOW)
+    assert not again.changed and left == []
+    more, left = domain.add_needs(draft, [NeedLine(need_id="N2", site="B", quantity=3)], NOW)
+    assert (more.value.quantity, more.value.site, left) == (5, None, [])
+
+
+def test_a_full_draft_leaves_the_rest_for_the_next() -> None:
+    lines = [NeedLine(need_id=f"N{i}", site="A", quantity=1) for i in range(5)]
+    draft = domain.draft("PR-1", RequestSpec(kind=DeviceKind.LAPTOP, quantity=1, framework_id="SPRINT-II"),
+                         SPRINT, NOW, lines[:1])
+    change, left = domain.add_needs(draft, lines, NOW, limit=3)
+    assert [n.need_id for n in change.value.needs] == ["N0", "N1", "N2"] and change.value.quantity == 3
+    assert [n.need_id for n in left] == ["N3", "N4"]
+    full, still = domain.add_needs(change.value, left, NOW, limit=3)
+    assert not full.changed and still == left
+    submitted = change.value.model_copy(update={"state": RequestState.SUBMITTED})
+    assert domain.add_needs(submitted, lines[:2], NOW, limit=3)[1] == []
+    with pytest.raises(domain.StateConflict, match="only a draft takes needs"):
+        domain.add_needs(submitted, left, NOW, limit=3)
 
 
 def test_a_budget_allocation_is_announced_whole_and_refuses_a_line_twice() -> None:

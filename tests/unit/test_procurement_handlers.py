@@ -97,6 +97,35 @@ async def test_needs_group_into_one_draft_per_kind_and_framework_once_each(world
     assert len((await handlers.page_requests(None, after=None, limit=50)).items) == 2
 
 
+async def test_a_batch_of_needs_fills_drafts_up_to_their_limit_each_need_once(world: tuple) -> None:  # type: ignore[type-arg]
+    """The sample estate raises thousands of needs of one kind: one draft never holds more than
+    NEEDS_PER_DRAFT (the contract allows 5,000), the rest open the next draft, and a batch
+    delivered again (or one by one) adds nothing."""
+    _, _, _, handlers = world
+    needs = [need(f"N{i:05d}", quantity=1) for i in range(2 * domain.NEEDS_PER_DRAFT + 300)]
+    for start in range(0, len(needs), 500):
+        await handlers.on_replacement_needs(needs[start:start + 500])
+    await handlers.on_replacement_needs(needs[:700])
+    for envelope in needs[-3:]:
+        await handlers.on_replacement_needed(envelope)
+    drafts = [await handlers.request(f"PR-SPRINT-II-laptop-{g:03d}") for g in (1, 2, 3)]
+    assert [len(d.needs) for d in drafts] == [domain.NEEDS_PER_DRAFT, domain.NEEDS_PER_DRAFT, 300]
+    assert [d.quantity for d in drafts] == [len(d.needs) for d in drafts]
+    placed = [n.need_id for d in drafts for n in d.needs]
+    assert placed == [f"N{i:05d}" for i in range(len(needs))]
+    assert await handlers.requests.load("PR-SPRINT-II-laptop-004") is None
+
+
+async def test_a_draft_takes_no_more_than_its_limit_of_devices(world: tuple) -> None:  # type: ignore[type-arg]
+    _, _, _, handlers = world
+    await handlers.on_replacement_needs([need("BIG1", quantity=5000) for _ in range(1)] +
+                                        [need(f"BIG{i}", quantity=5000) for i in range(2, 22)])
+    first = await handlers.request("PR-SPRINT-II-laptop-001")
+    second = await handlers.request("PR-SPRINT-II-laptop-002")
+    assert (first.quantity, len(first.needs)) == (100_000, 20)
+    assert (second.quantity, [n.need_id for n in second.needs]) == (5000, ["BIG21"])
+
+
 async def test_a_need_redelivered_after_its_draft_was_submitted_opens_no_new_draft(world: tuple) -> None:  # type: ignore[type-arg]
     _, _, _, handlers = world
     await load_sample_contracts(handlers, NOW.date())
