@@ -278,6 +278,39 @@ def what_if(
 
 
 @app.command()
+def report(
+    pdf: Annotated[Path | None, typer.Option(help="Write the page as an A4 PDF here")] = None,
+    png: Annotated[Path | None, typer.Option(help="Write a PNG of the whole page here")] = None,
+    html: Annotated[Path | None, typer.Option(help="Write the page's HTML here (self-contained)")] = None,
+    as_of: Annotated[str | None, typer.Option(help="Figures at the end of this day (YYYY-MM-DD); default now")]
+    = None,
+    url: Annotated[str, typer.Option(envvar="ESTATE_URL", help="The platform's base URL")] = DEFAULT_URL,
+    token: Annotated[str | None, typer.Option(envvar="ESTATE_TOKEN", show_default=False,
+                                              help="A reader token (estate token --role reader)")] = None,
+) -> None:
+    """Save the programme report (GET /report) from a running platform as PDF, PNG or HTML.
+    PDF and PNG are drawn by headless chromium (Debian's chromium package)."""
+    from datetime import date
+
+    from services.cli import importer
+    from services.cli import report as cli_report
+    if pdf is None and png is None and html is None:
+        _fail("say what to write: --pdf FILE, --png FILE and/or --html FILE", REJECTED)
+    try:
+        day = date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        _fail(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)", REJECTED)
+    try:
+        with importer.client(url, token) as http:
+            page = cli_report.fetch(http, day)
+        written = cli_report.export(page, pdf=pdf, png=png, html_out=html)
+    except cli_report.ReportFailed as error:
+        _fail(str(error))
+    for w in written:
+        typer.echo(f"wrote the report as {w.what} to {w.path} ({w.size:,} bytes)")
+
+
+@app.command()
 def scenario(
     scale: Annotated[float, typer.Option(min=0.001, max=1.0, help="Share of the estate simulated (0.05 = 1/20th)")]
     = 1.0,
