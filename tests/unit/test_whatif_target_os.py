@@ -4,13 +4,22 @@ minimum), what the difference costs, how it moves the dates, and each target's e
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
+from services.reporting.domain import projector
+from services.reporting.handlers import ReportingConfig, ReportingHandlers
+from services.reporting.projection import Fold
+from services.reporting.replay import MemoryLog
 from services.reporting.retarget import Hardware, Minimum, OsNeeds, Retarget, hardware_key, minimum_for, plan, verdict
+from services.reporting.store import ReadModel
 from services.reporting.whatif import Changes, evaluate
-from tests.unit.test_whatif import SETTINGS, SERIES, run
+from services.runtime.clock import FixedClock
+from services.runtime.store.memory import MemoryStore
+from tests.unit.test_whatif import SERIES, SETTINGS, run
 
 WIN81 = OsNeeds("windows:8.1", date(2023, 1, 10), min_ram_mb=2048, min_disk_gb=20, architectures=frozenset({"x64"}))
 WIN10 = OsNeeds("windows:10", date(2025, 10, 14), min_ram_mb=2048, min_disk_gb=32, architectures=frozenset({"x64"}))
@@ -123,3 +132,64 @@ def test_without_a_price_the_count_is_given_and_the_money_left_alone() -> None:
     assert result.extra_new_devices == 1000 and result.scenario.new_devices_cost_gbp is None
     assert result.scenario.budget_remaining_gbp == 1_000_000.0
     assert any("no price" in a for a in result.assumptions)
+
+
+# -- what reporting reads from the events for it -------------------------------------------------
+
+T0 = datetime(2015, 8, 3, 9, tzinfo=UTC)
+Event = tuple[str, str, dict[str, Any], datetime]
+
+
+def _device(tag: str, version: int, os: str, hw: tuple[str, int, int, int], state: str = "in_service") -> Event:
+    arch, cores, ram, disk = hw
+    return (str(uuid.uuid4()), "inventory.device.registered.v1" if version == 1 else "inventory.device.updated.v1",
+            {"device": {"asset_tag": tag, "kind": "desktop", "os": {"family": "windows", "version": os},
+                        "hardware": {"model": "m", "cpu_model": "c", "cpu_arch": arch, "cpu_cores": cores,
+                                     "ram_mb": ram, "disk_gb": disk, "tpm": "none", "firmware": "bios"},
+                        "location": {"site": "Holborn", "borough": "Camden", "unit": "TP"}, "state": state,
+                        "version": version, "updated_at": T0.isoformat()}}, T0)
+
+
+def _policy(version: int, lifecycle: list[dict[str, Any]]) -> Event:
+    return (str(uuid.uuid4()), "migration.policy.changed.v1", {
+        "version": version, "target": {"family": "windows", "version": "8.1"}, "target_support_ends": "2023-01-10",
+        "warning": None, "changed": ["lifecycle"], "scope": ["desktop"], "min_ram_mb": 2048, "min_disk_gb": 80,
+        "min_cpu_cores": 2, "catalogue_size": 0, "blocking_applications": [], "lifecycle": lifecycle,
+        "occurred_at": T0.isoformat()}, T0)
+
+
+def _row(version: str, ends: str, ram: int, disk: int, archs: list[str]) -> dict[str, Any]:
+    return {"os": {"family": "windows", "version": version}, "support_ends": ends, "min_ram_mb": ram,
+            "min_disk_gb": disk, "architectures": archs}
+
+
+LIFECYCLE = [_row("XP", "2014-04-08", 128, 2, ["x86", "x64"]), _row("8.1", "2023-01-10", 2048, 20, ["x64"]),
+             _row("10", "2025-10-14", 2048, 32, ["x64"])]
+
+
+async def test_the_legacy_devices_hardware_and_the_lifecycle_table_come_from_the_events() -> None:
+    events = [_device("A", 1, "XP", ("x86", 1, 1024, 40)), _device("B", 1, "XP", ("x64", 2, 2048, 160)),
+              _device("C", 1, "XP", ("x64", 2, 2048, 160)), _device("C", 2, "8.1", ("x64", 2, 2048, 160)),
+              _device("D", 1, "XP", ("x64", 2, 2048, 160), state="disposed"),
+              _device("E", 1, "7", ("x64", 4, 8192, 500)),
+              _policy(1, LIFECYCLE[:2]), _policy(2, LIFECYCLE)]
+    f = Fold(projector())
+    f.apply_all(events)
+    hardware = {d: c for d, c in f.dimensions.items() if d.startswith("hardware:") and c}
+    assert hardware == {"hardware:x86:1:1024:40": {"legacy": 1}, "hardware:x64:2:2048:160": {"legacy": 1}}
+    assert f.dimensions["policy:os:windows:10"] == {"support_ends_ordinal": date(2025, 10, 14).toordinal(),
+                                                   "min_ram_mb": 2048, "min_disk_gb": 32, "arch:x64": 1}
+
+    store = MemoryStore()
+    model = ReadModel(store)
+    await model.apply_batch(projector(), "t|0", list(enumerate(events)))
+    handlers = ReportingHandlers(model, projector(), FixedClock(T0), ReportingConfig(),
+                                 replay_model=ReadModel(store, "replay"), log=lambda: MemoryLog(None),  # type: ignore[arg-type]
+                                 topics=())
+    facts = await handlers.target_facts()
+    assert facts.target == "windows:8.1" and facts.minimum == Minimum(2048, 80, 2)
+    assert facts.lifecycle["windows:10"] == WIN10 and set(facts.lifecycle) == {"windows:XP", "windows:8.1",
+                                                                              "windows:10"}
+    assert facts.hardware == {Hardware("x86", 1, 1024, 40): 1, Hardware("x64", 2, 2048, 160): 1}
+    assert facts.device_price_gbp is None  # nothing delivered
+    assert plan(facts.hardware, facts.lifecycle["windows:8.1"], facts.minimum).new_devices == 1
