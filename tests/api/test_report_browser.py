@@ -52,7 +52,7 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
-def eventually(get: Callable[[], Any], check: Callable[[Any], bool], what: str, timeout_s: float = 20.0) -> Any:
+def eventually(get: Callable[[], Any], check: Callable[[Any], bool], what: str, timeout_s: float = 60.0) -> Any:
     deadline = time.monotonic() + timeout_s
     while True:
         value = get()
