@@ -30,6 +30,7 @@ test: install lint typecheck
 unit: install
 	bash deploy/local/prometheus.sh install
 	bash deploy/local/kustomize.sh install
+	bash deploy/local/chromium.sh install
 	$(PY) -m pytest -q -m "not integration"
 
 infra-up: install

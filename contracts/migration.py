@@ -29,6 +29,7 @@ from contracts.common import (
     ApplicationName,
     AssetTag,
     Contract,
+    CpuArch,
     DeviceKind,
     OperatingSystem,
     Sanitisation,
@@ -314,6 +315,16 @@ class SupportWarning(Contract):
     message: str
 
 
+class OsSupport(Contract):
+    """One row of the policy's lifecycle table: when an OS's support ends and what it needs to run at all."""
+
+    os: OperatingSystem
+    support_ends: date
+    min_ram_mb: int = Field(ge=0)
+    min_disk_gb: int = Field(ge=0)
+    architectures: list[CpuArch] = Field(min_length=1, max_length=3)
+
+
 class PolicyChangedV1(Contract):
     version: int = Field(ge=1)
     target: OperatingSystem
@@ -326,4 +337,7 @@ class PolicyChangedV1(Contract):
     min_cpu_cores: int = Field(ge=0)
     catalogue_size: int = Field(ge=0)
     blocking_applications: list[ApplicationName] = Field(default_factory=list, max_length=2000)
+    lifecycle: list[OsSupport] = Field(default_factory=list, max_length=50,
+                                       description="The lifecycle table: every OS the policy knows, with its end "
+                                                   "of support and needs (what-if planning reads it)")
     occurred_at: AwareDatetime

@@ -254,19 +254,32 @@ def what_if(
     capacity_factor: Annotated[float | None, typer.Option(help="Multiply the burn-down (2 = twice)")] = None,
     daily_capacity: Annotated[float | None, typer.Option(help="Devices a day on average instead")] = None,
     budget_cut: Annotated[float, typer.Option(min=0, help="GBP taken off the budget")] = 0.0,
+    target_os: Annotated[str | None, typer.Option(
+        help="Another target OS from the policy's lifecycle table: VERSION or FAMILY:VERSION (10, windows:10)")]
+    = None,
+    target_minimum: Annotated[str | None, typer.Option(
+        help="RAM_MB,DISK_GB,CPU_CORES: the force's minimum for --target-os (default: the one in force, "
+             "raised to what that OS needs)")] = None,
+    replacement_lead_days: Annotated[int | None, typer.Option(
+        min=0, help="Days a new device takes to arrive (with --target-os; default 56)")] = None,
+    device_price: Annotated[float | None, typer.Option(
+        min=0.01, help="GBP per new device (with --target-os; default: the mean delivered so far)")] = None,
     url: Annotated[str, typer.Option(envvar="ESTATE_URL", help="The platform's base URL")] = DEFAULT_URL,
     token: Annotated[str | None, typer.Option(envvar="ESTATE_TOKEN", show_default=False,
                                               help="A reader token (estate token --role reader)")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the answer as JSON")] = False,
 ) -> None:
     """Evaluate a change to the plan against the baseline, from the current figures (nothing
-    stored changes): forecast dates, P(deadline), extended-support cost, budget."""
+    stored changes): forecast dates, P(deadline), extended-support cost, budget; with
+    --target-os, the devices needing a new device and the target's end of support too."""
     import json
 
     from services.cli import importer, render
     from services.cli import whatif as cli_whatif
     try:
-        body = cli_whatif.request(fix or [], capacity_factor, daily_capacity, budget_cut)
+        body = cli_whatif.request(fix or [], capacity_factor, daily_capacity, budget_cut, target_os=target_os,
+                                  target_minimum=target_minimum, replacement_lead_days=replacement_lead_days,
+                                  device_price_gbp=device_price)
         with importer.client(url, token) as http:
             answer = cli_whatif.ask(http, body)
     except (ValueError, cli_whatif.WhatIfFailed) as error:
@@ -275,6 +288,39 @@ def what_if(
         typer.echo(json.dumps(answer["result"], indent=2))
     else:
         render.stdout().print(cli_whatif.table(answer["result"]))
+
+
+@app.command()
+def report(
+    pdf: Annotated[Path | None, typer.Option(help="Write the page as an A4 PDF here")] = None,
+    png: Annotated[Path | None, typer.Option(help="Write a PNG of the whole page here")] = None,
+    html: Annotated[Path | None, typer.Option(help="Write the page's HTML here (self-contained)")] = None,
+    as_of: Annotated[str | None, typer.Option(help="Figures at the end of this day (YYYY-MM-DD); default now")]
+    = None,
+    url: Annotated[str, typer.Option(envvar="ESTATE_URL", help="The platform's base URL")] = DEFAULT_URL,
+    token: Annotated[str | None, typer.Option(envvar="ESTATE_TOKEN", show_default=False,
+                                              help="A reader token (estate token --role reader)")] = None,
+) -> None:
+    """Save the programme report (GET /report) from a running platform as PDF, PNG or HTML.
+    PDF and PNG are drawn by headless chromium (Debian's chromium package)."""
+    from datetime import date
+
+    from services.cli import importer
+    from services.cli import report as cli_report
+    if pdf is None and png is None and html is None:
+        _fail("say what to write: --pdf FILE, --png FILE and/or --html FILE", REJECTED)
+    try:
+        day = date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        _fail(f"--as-of {as_of!r} is not a date (YYYY-MM-DD)", REJECTED)
+    try:
+        with importer.client(url, token) as http:
+            page = cli_report.fetch(http, day)
+        written = cli_report.export(page, pdf=pdf, png=png, html_out=html)
+    except cli_report.ReportFailed as error:
+        _fail(str(error))
+    for w in written:
+        typer.echo(f"wrote the report as {w.what} to {w.path} ({w.size:,} bytes)")
 
 
 @app.command()

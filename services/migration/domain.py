@@ -171,7 +171,10 @@ def set_policy(current: Policy | None, spec: PolicySpec, now: datetime) -> Chang
         version=policy.version, target=spec.target, target_support_ends=spec.target_entry.support_ends,
         warning=support_warning(spec), changed=changed, scope=spec.scope, min_ram_mb=spec.minimum.ram_mb,
         min_disk_gb=spec.minimum.disk_gb, min_cpu_cores=spec.minimum.cpu_cores,
-        catalogue_size=len(spec.catalogue), blocking_applications=blocking, occurred_at=now)
+        catalogue_size=len(spec.catalogue), blocking_applications=blocking,
+        lifecycle=[ev.OsSupport(os=e.os, support_ends=e.support_ends, min_ram_mb=e.min_ram_mb,
+                                min_disk_gb=e.min_disk_gb, architectures=e.architectures) for e in spec.lifecycle],
+        occurred_at=now)
     return Change(policy, [("migration.policy.changed.v1", event)])
 
 

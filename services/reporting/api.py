@@ -12,9 +12,11 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from contracts.common import OperatingSystem
 from services.reporting.forecast import Forecast
 from services.reporting.handlers import TABLES, ReportingHandlers, Summary, Table
 from services.reporting.replay import ReplayReport
+from services.reporting.retarget import Minimum, Retarget, minimum_for, plan
 from services.reporting.whatif import Changes, Fix, WhatIfResult, evaluate
 from services.runtime.auth import Admin, Reader
 from services.runtime.errors import FieldError, InvalidInput
@@ -100,6 +102,14 @@ class FixChange(BaseModel):
     by: date = Field(description="The day its devices are unblocked and migrated by")
 
 
+class TargetMinimum(BaseModel):
+    model_config = {"extra": "forbid"}
+
+    ram_mb: int = Field(ge=0, le=1024 * 1024)
+    disk_gb: int = Field(ge=0, le=100_000)
+    cpu_cores: int = Field(ge=1, le=256)
+
+
 class WhatIfRequest(BaseModel):
     model_config = {"extra": "forbid"}
 
@@ -109,6 +119,16 @@ class WhatIfRequest(BaseModel):
     daily_capacity: float | None = Field(default=None, gt=0, le=1_000_000,
                                          description="Devices a day on average instead (not with capacity_factor)")
     budget_cut_gbp: float = Field(default=0.0, ge=0, le=1e12)
+    target_os: OperatingSystem | None = Field(
+        default=None, description="Another target OS, one of the policy's lifecycle table (/reporting/tables/policy)")
+    target_minimum: TargetMinimum | None = Field(
+        default=None, description="The force's minimum for target_os; default: the one in force, raised to what "
+                                  "target_os needs")
+    replacement_lead_days: int = Field(default=56, ge=0, le=3650,
+                                       description="Days a new device takes to arrive (with target_os)")
+    device_price_gbp: float | None = Field(default=None, gt=0, le=1e7,
+                                           description="Price of a new device (with target_os); default: the mean "
+                                                       "of the devices delivered so far")
 
 
 class WhatIfAnswer(BaseModel):
@@ -118,7 +138,8 @@ class WhatIfAnswer(BaseModel):
 
 @router.post("/what-if", response_model=WhatIfAnswer,
              summary="Baseline and a changed plan side by side: forecast, P(deadline), cost; nothing stored",
-             description="Changes: applications fixed by a date, a capacity change, a budget cut. "
+             description="Changes: applications fixed by a date, a capacity change, a budget cut, another "
+                         "target OS. "
                          "The model is described in services/reporting/whatif.py.",
              responses=problem_responses(*PROTECTED, 422))
 async def what_if(body: WhatIfRequest, handlers: Handlers, _: Reader) -> WhatIfAnswer:
@@ -135,12 +156,34 @@ async def what_if(body: WhatIfRequest, handlers: Handlers, _: Reader) -> WhatIfA
         raise InvalidInput("not a blocking application now (see /reporting/tables/blockers)",
                            [FieldError(f"body.fixes.{i}.application", "not a blocking application now")
                             for i in unknown])
+    retarget = await _retarget(body, handlers) if body.target_os is not None else None
     summary = await handlers.summary()
     series = await handlers.legacy_series()
     try:
         result = evaluate(series, unblocks, changes, committed_gbp=summary.spend_committed_gbp,
                           budget_gbp=summary.budget_gbp, settings=handlers.config.forecast,
-                          prices=handlers.config.prices)
+                          prices=handlers.config.prices, retarget=retarget)
     except ValueError as error:
         return WhatIfAnswer(result=None, note=str(error))
     return WhatIfAnswer(result=result, note=None)
+
+
+async def _retarget(body: WhatIfRequest, handlers: ReportingHandlers) -> Retarget:
+    """Both targets' plans for the legacy devices still in the estate, from the read model.
+    InvalidInput (422): an OS the policy's lifecycle table does not list, or no policy yet."""
+    assert body.target_os is not None
+    facts = await handlers.target_facts()
+    wanted = f"{body.target_os.family.value}:{body.target_os.version}"
+    known = ", ".join(sorted(facts.lifecycle)) or "none: no policy with a lifecycle table has been published"
+    if wanted not in facts.lifecycle:
+        raise InvalidInput(f"{wanted} is not in the migration policy's lifecycle table (known: {known})",
+                           [FieldError("body.target_os", f"not in the lifecycle table; known: {known}")])
+    if facts.target is None or facts.target not in facts.lifecycle:
+        raise InvalidInput(f"the target in force ({facts.target or 'none'}) is not in the lifecycle table: "
+                           "nothing to compare with", [FieldError("body.target_os", "no target in force to compare")])
+    needs, current = facts.lifecycle[wanted], facts.lifecycle[facts.target]
+    given = Minimum(**body.target_minimum.model_dump()) if body.target_minimum else None
+    return Retarget(baseline=plan(facts.hardware, current, facts.minimum),
+                    scenario=plan(facts.hardware, needs, minimum_for(facts.minimum, needs, given)),
+                    device_price_gbp=body.device_price_gbp or facts.device_price_gbp,
+                    lead_days=body.replacement_lead_days)

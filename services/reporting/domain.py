@@ -4,7 +4,10 @@ what each kind of entity contributes to the read model's dimensions.
 Dimensions (document ids): ``estate``; ``os:<family>:<version>``; ``borough:<name>`` (``central``
 for the central units); ``kind:<kind>``; ``readiness:<outcome>``; ``blocker:<application>``;
 ``wave:<id>``; ``saga``; ``spend``; ``spend:framework:<name>``; ``spend:category:<c>``;
-``spend:class:<legacy|modern>``; ``contracts:end:<YYYY-MM>``; ``deliveries:framework:<name>``.
+``spend:class:<legacy|modern>``; ``contracts:end:<YYYY-MM>``; ``deliveries:framework:<name>``;
+``hardware:<arch>:<cores>:<ram_mb>:<disk_gb>`` (the legacy devices still in the estate, for
+what-if planning with another target OS); ``policy:os:<family>:<version>`` (the policy's
+lifecycle table).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import Any
 
 from contracts.migration import Readiness
 from services.reporting.projection import Change, Contribution, Projector, Rule
+from services.reporting.retarget import hardware_key
 
 LEGACY_OS = frozenset({("windows", "XP")})
 """The operating systems whose devices are legacy (extended support is paid for them)."""
@@ -39,6 +43,9 @@ def device_state(data: Mapping[str, Any], previous: dict[str, Any] | None, time:
         "site": d["location"]["site"], "lifecycle": d["state"], "legacy": legacy,
         "was_legacy": legacy or bool((previous or {}).get("was_legacy")),
     }
+    hw = d.get("hardware")
+    if hw:
+        state["hardware"] = hardware_key(hw["cpu_arch"], hw["cpu_cores"], hw["ram_mb"], hw["disk_gb"])
     return Change(f"device:{d['asset_tag']}", state, int(d["version"]), _when(d.get("updated_at"), time))
 
 
@@ -54,6 +61,8 @@ def device_contribution(s: dict[str, Any]) -> Contribution:
                          f"kind:{s['kind']}": dict(counters)}
     if in_estate:
         out[f"os:{s['os']}"] = {"devices": 1}
+        if s["legacy"] and s.get("hardware"):
+            out[f"hardware:{s['hardware']}"] = {"legacy": 1}
     return out
 
 
@@ -153,18 +162,32 @@ def policy(data: Mapping[str, Any], previous: dict[str, Any] | None, time: datet
     state = {"version": int(data["version"]), "target": f"{target['family']}:{target['version']}",
              "target_support_ends": data.get("target_support_ends"), "warning": data.get("warning") is not None,
              "blocking_applications": len(data.get("blocking_applications") or ()),
-             "catalogue_size": int(data["catalogue_size"])}
+             "catalogue_size": int(data["catalogue_size"]),
+             "minimum": [int(data.get(f) or 0) for f in ("min_ram_mb", "min_disk_gb", "min_cpu_cores")],
+             "lifecycle": [{"os": f"{e['os']['family']}:{e['os']['version']}", "support_ends": e["support_ends"],
+                            "min_ram_mb": int(e["min_ram_mb"]), "min_disk_gb": int(e["min_disk_gb"]),
+                            "architectures": list(e["architectures"])} for e in data.get("lifecycle") or ()]}
     return Change("policy:current", state, int(data["version"]), _when(data["occurred_at"], time))
 
 
 def policy_contribution(s: dict[str, Any]) -> Contribution:
     """``policy``: the version in force, the target's end of support (day ordinal), whether a
     longer-supported alternative was flagged, the catalogue's size and blocking applications;
-    ``policy:target:<os>``: which target."""
-    return {"policy": {"version": s["version"], "target_support_ends_ordinal": _ordinal(s["target_support_ends"]),
-                       "warning": int(s["warning"]), "catalogue_size": s["catalogue_size"],
-                       "blocking_applications": s["blocking_applications"]},
-            f"policy:target:{s['target']}": {"in_force": 1}}
+    ``policy:target:<os>``: which target; the force's minimum; ``policy:os:<os>``: each row of
+    the lifecycle table (end of support as a day ordinal, RAM and disk it needs, ``arch:<a>``
+    for each architecture it runs on)."""
+    ram, disk, cores = s.get("minimum") or (0, 0, 0)
+    out: Contribution = {"policy": {"version": s["version"],
+                                    "target_support_ends_ordinal": _ordinal(s["target_support_ends"]),
+                                    "warning": int(s["warning"]), "catalogue_size": s["catalogue_size"],
+                                    "blocking_applications": s["blocking_applications"], "min_ram_mb": ram,
+                                    "min_disk_gb": disk, "min_cpu_cores": cores},
+                         f"policy:target:{s['target']}": {"in_force": 1}}
+    for e in s.get("lifecycle") or ():
+        out[f"policy:os:{e['os']}"] = {"support_ends_ordinal": _ordinal(e["support_ends"]),
+                                       "min_ram_mb": e["min_ram_mb"], "min_disk_gb": e["min_disk_gb"],
+                                       **{f"arch:{a}": 1 for a in e["architectures"]}}
+    return out
 
 
 # -- procurement: purchases, contracts, deliveries --------------------------------------------

@@ -13,6 +13,7 @@ from services.reporting.cost import SupportPrices, cost_per_week_of_delay, cost_
 from services.reporting.forecast import Forecast, ForecastSettings, forecast
 from services.reporting.projection import Counters, Projector, flat, series
 from services.reporting.replay import EventLog, ReplayReport, rebuild
+from services.reporting.retarget import Hardware, Minimum, OsNeeds
 from services.reporting.store import RawEvent, ReadModel
 from services.runtime.bus import Message
 from services.runtime.clock import Clock
@@ -51,6 +52,19 @@ class Summary:
     savings_target_gbp: float
     forecast: Forecast | None
     forecast_note: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TargetFacts:
+    """What the events say about targets, for what-if planning with another one: the target in
+    force and the force's minimum, the lifecycle table, the hardware of the legacy devices still
+    in the estate, and the mean price of a delivered device (None: nothing delivered yet)."""
+
+    target: str | None
+    minimum: Minimum
+    lifecycle: dict[str, OsNeeds]
+    hardware: dict[Hardware, int]
+    device_price_gbp: float | None
 
 
 @dataclass
@@ -141,6 +155,23 @@ class ReportingHandlers:
             budget_share_committed=round(money.share_of_budget, 6), legacy_spend_share=money.legacy_share,
             baseline_legacy_share=money.baseline_legacy_share, savings_target_gbp=money.savings_target_gbp,
             forecast=result, forecast_note=note)
+
+    async def target_facts(self) -> TargetFacts:
+        dims = await self.model.dimensions_as_of(None)
+        policy = dims.get("policy", {})
+        target = next((name for name, t in _prefixed(dims, "policy:target:") if t.get("in_force")), None)
+        lifecycle = {name: OsNeeds(name, date.fromordinal(_int(c.get("support_ends_ordinal"))),
+                                   _int(c.get("min_ram_mb")), _int(c.get("min_disk_gb")),
+                                   frozenset(f.removeprefix("arch:") for f, v in c.items()
+                                             if f.startswith("arch:") and v > 0))
+                     for name, c in _prefixed(dims, "policy:os:") if c.get("support_ends_ordinal")}
+        hardware = {Hardware.parse(key): _int(c.get("legacy")) for key, c in _prefixed(dims, "hardware:")
+                    if c.get("legacy")}
+        delivered = dims.get("deliveries", {})
+        devices = delivered.get("devices", 0) if delivered.get("value_pence") else 0  # none priced: no price
+        return TargetFacts(target, Minimum(_int(policy.get("min_ram_mb")), _int(policy.get("min_disk_gb")),
+                                           _int(policy.get("min_cpu_cores"))), lifecycle, hardware,
+                           round(delivered.get("value_pence", 0) / PENCE / devices, 2) if devices else None)
 
     async def table(self, name: str, as_of: date | None = None) -> Table:
         if name == "series":

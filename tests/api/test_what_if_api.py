@@ -4,6 +4,7 @@ nothing stored changes."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -63,3 +64,69 @@ async def test_what_if_refusals(reader: httpx.AsyncClient, anonymous: httpx.Asyn
     both = await reader.post("/reporting/what-if", json={"capacity_factor": 2, "daily_capacity": 5})
     assert both.status_code == 422
     assert (await reader.post("/reporting/what-if", json={"capacity_factor": 0})).status_code == 422
+
+
+GX280 = {"cpu_arch": "x86", "cpu_cores": 1, "ram_mb": 1024, "disk_gb": 40}  # cannot run 8.1 or 10
+DC7800 = {"cpu_arch": "x64", "cpu_cores": 2, "ram_mb": 2048, "disk_gb": 160}  # at the force's 2 GB minimum
+
+
+async def test_another_target_os_counts_new_devices_from_the_events_and_moves_money_and_dates(
+        writer: httpx.AsyncClient, reader: httpx.AsyncClient, clock: FixedClock) -> None:
+    for n in range(30):
+        body = spec(f"MPS-D-{n:04d}")  # 4 GB, 250 GB, x64: fine for every target
+        if n % 5 == 0:
+            body["hardware"] = {**body["hardware"], **GX280}  # type: ignore[dict-item]
+        elif n % 5 != 1:
+            body["hardware"] = {**body["hardware"], **DC7800}  # type: ignore[dict-item]
+        assert (await writer.post("/devices", json=body)).status_code == 201
+    for n in range(14):  # one a day leaves XP: 16 remain, 3 GX280, 3 at 4 GB, 10 at 2 GB
+        clock.advance(timedelta(days=1))
+        assert (await writer.patch(f"/devices/MPS-D-{n:04d}", json={"os": {"family": "windows", "version": "8.1"}})
+                ).status_code == 200
+    clock.advance(timedelta(hours=1))
+    await eventually(reader, "/reporting/summary", lambda b: b["legacy_remaining"] == 16)
+    await eventually(reader, "/reporting/tables/policy", lambda b: bool(b["rows"]))
+    today = clock.now().date()
+
+    async def ask(**body: object) -> Any:
+        answer = await reader.post("/reporting/what-if", json=body)
+        assert answer.status_code == 200, answer.text
+        return answer.json()["result"]
+
+    win10 = await ask(target_os={"family": "windows", "version": "10"})
+    base, scen = win10["baseline"], win10["scenario"]
+    assert (base["target"], scen["target"]) == ("windows:8.1", "windows:10")
+    assert (base["target_support_ends"], scen["target_support_ends"]) == ("2023-01-10", "2025-10-14")
+    # the force's minimum (2 GB, 80 GB, 2 cores) already covers what 10 needs: the same 3 new devices
+    assert base["new_devices_needed"] == scen["new_devices_needed"] == 3 and win10["extra_new_devices"] == 0
+    assert scen["p50"] == base["p50"] and scen["new_devices_cost_gbp"] is None
+    assert any("no price" in a for a in win10["assumptions"])
+
+    stricter = await ask(target_os={"family": "windows", "version": "10"},
+                         target_minimum={"ram_mb": 4096, "disk_gb": 80, "cpu_cores": 2},
+                         device_price_gbp=700, replacement_lead_days=400)
+    base, scen = stricter["baseline"], stricter["scenario"]
+    assert stricter["extra_new_devices"] == 10 and scen["new_devices_needed"] == 13
+    assert scen["budget_remaining_gbp"] == base["budget_remaining_gbp"] - 10 * 700
+    assert scen["new_devices_cost_gbp"] == 13 * 700 and base["new_devices_cost_gbp"] == 3 * 700
+    assert scen["p50"] == (today + timedelta(days=400)).isoformat()
+    assert stricter["p50_earlier_by_days"] < -300
+
+    win7 = await ask(target_os={"family": "windows", "version": "7"})
+    # 7 runs on the GX280s (x86, 1 GB), but below the force's minimum they are still replaced
+    assert win7["extra_new_devices"] == 0 and win7["scenario"]["target_support_ends"] == "2020-01-14"
+
+
+async def test_an_unknown_target_os_is_a_422_naming_the_field(reader: httpx.AsyncClient) -> None:
+    await eventually(reader, "/reporting/tables/policy", lambda b: bool(b["rows"]))
+    unknown = await reader.post("/reporting/what-if", json={"target_os": {"family": "windows", "version": "11"}})
+    assert unknown.status_code == 422, unknown.text
+    problem = unknown.json()
+    assert problem["errors"][0]["location"] == "body.target_os"
+    assert "windows:11 is not in the migration policy's lifecycle table" in problem["detail"]
+    assert "windows:10" in problem["errors"][0]["message"]
+    bad = await reader.post("/reporting/what-if", json={"target_os": {"family": "windows", "version": "95"}})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["location"].startswith("body.target_os")
+    lead = await reader.post("/reporting/what-if", json={"target_os": {"family": "windows", "version": "10"},
+                                                         "replacement_lead_days": -1})
+    assert lead.status_code == 422 and lead.json()["errors"][0]["location"] == "body.replacement_lead_days"

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 from pydantic import BaseModel
 
 from contracts import migration as m
-from contracts.common import DeviceKind, Sanitisation
+from contracts.common import CpuArch, DeviceKind, Sanitisation
 from contracts.envelope import Envelope, new_envelope
 from tests.contract.examples.inventory import T0, _windows
 
@@ -103,6 +103,8 @@ def examples() -> list[Envelope]:
                                changed=["target", "minimum", "catalogue"],
                                scope=[DeviceKind.DESKTOP, DeviceKind.LAPTOP], min_ram_mb=2048, min_disk_gb=60,
                                min_cpu_cores=2, catalogue_size=12, blocking_applications=["CRIS Crime Reporting"],
+                               lifecycle=[m.OsSupport(os=target, support_ends=date(2023, 1, 10), min_ram_mb=2048,
+                                                      min_disk_gb=20, architectures=[CpuArch.X64])],
                                occurred_at=T0)
 
     def envelope(name: str, subject: str, data: BaseModel) -> Envelope:
