@@ -245,12 +245,18 @@ class OutboxRelay:
 
     async def _claim(self, collection: str) -> None:
         started = asyncio.get_running_loop().time()
-        if not await outbox_lease.claim(self._store, collection, self.replica, self._lease_s):
+        claim = await outbox_lease.claim(self._store, collection, self.replica, self._lease_s)
+        if not claim:
             return
         lease = self._leases[collection]
         if not self.holds(collection):
-            lease.needs_scan = True
-            log.info("outbox relay %s now publishes %s", self.replica, collection)
+            if claim is outbox_lease.Claim.KEPT and lease.held_until > float("-inf"):
+                # renewed late (a busy loop), but nobody published meanwhile: what this relay
+                # has pending is all there is, no scan
+                log.info("outbox relay %s renewed its lapsed lease on %s", self.replica, collection)
+            else:
+                lease.needs_scan = True
+                log.info("outbox relay %s now publishes %s", self.replica, collection)
             self._work.set()
         lease.held_until = started + self._lease_s
 

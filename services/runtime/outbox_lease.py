@@ -4,14 +4,28 @@ collection in ``outbox_leases``: owner and expiry, wall-clock seconds)."""
 from __future__ import annotations
 
 import time
+from enum import Enum
 
 from services.runtime.outbox_entries import LEASES
 from services.runtime.store import DuplicateKeyError, Store
 
 
-async def claim(store: Store, collection: str, replica: str, lease_s: float) -> bool:
-    """Take or renew the lease for ``replica``; True if it holds it for ``lease_s`` from now.
-    A compare-and-set on the values read, so two replicas never both win."""
+class Claim(Enum):
+    REFUSED = "refused"
+    """Another replica holds the lease."""
+    TAKEN = "taken"
+    """This replica holds it now, after nobody or another replica."""
+    KEPT = "kept"
+    """This replica holds it still: nobody held it since this replica last did (even if it
+    ran out meanwhile), so nobody else published in between."""
+
+    def __bool__(self) -> bool:
+        return self is not Claim.REFUSED
+
+
+async def claim(store: Store, collection: str, replica: str, lease_s: float) -> Claim:
+    """Take or renew the lease for ``replica`` for ``lease_s`` from now. A compare-and-set on
+    the values read, so two replicas never both win."""
     now = time.time()
     leases = store.collection(LEASES)
     wanted = {"owner": replica, "expires": now + lease_s}
@@ -20,13 +34,16 @@ async def claim(store: Store, collection: str, replica: str, lease_s: float) -> 
         try:
             await leases.insert_one({"_id": collection, **wanted})
         except DuplicateKeyError:
-            return False
-        return True
-    if current.get("owner") != replica and float(current.get("expires", 0)) >= now:
-        return False
-    return await leases.find_one_and_update(
-        {"_id": collection, "owner": current.get("owner"), "expires": current.get("expires")},
-        {"$set": wanted}) is not None
+            return Claim.REFUSED
+        return Claim.TAKEN
+    owner = current.get("owner")
+    if owner != replica and float(current.get("expires", 0)) >= now:
+        return Claim.REFUSED
+    won = await leases.find_one_and_update(
+        {"_id": collection, "owner": owner, "expires": current.get("expires")}, {"$set": wanted}) is not None
+    if not won:
+        return Claim.REFUSED
+    return Claim.KEPT if owner == replica else Claim.TAKEN
 
 
 async def release(store: Store, collection: str, replica: str) -> None:

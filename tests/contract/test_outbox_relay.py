@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 
@@ -236,3 +237,45 @@ async def test_a_clear_that_matches_nothing_is_counted(store: Store) -> None:
     await r.stop()
     assert published_ids(bus) == ["ev-M-1"]
     assert metrics.registry.get_sample_value("outbox_clear_misses_total", {"collection": "devices"}) == 1
+
+
+async def test_a_lease_renewed_late_by_a_busy_loop_costs_no_scan(store: Store) -> None:
+    """A loop blocked past the lease's end (a long synchronous batch) renews it late; nobody
+    held it meanwhile, so the relay goes on with what it has pending: no full scan, which on
+    a large collection would block the loop again."""
+    bus = FlakyBus()
+    r = relay(bus, store, lease_s=0.4)
+    await r.start()
+    await eventually(lambda: r.holds("devices") and not r._leases["devices"].needs_scan)
+    scans: list[str] = []
+    scan = r.scan_collection
+
+    async def counted(collection: str) -> int:
+        scans.append(collection)
+        return await scan(collection)
+
+    r.scan_collection = counted  # type: ignore[method-assign]
+    time.sleep(0.6)  # noqa: ASYNC251 - the point: the loop is blocked past the lease's end
+    assert not r.holds("devices")
+    await insert(store, r, "P")  # written while the lease had lapsed: left as a marker
+    await eventually(lambda: r.holds("devices"), timeout=5)
+    await eventually(lambda: published_ids(bus) == ["ev-P-1"], timeout=5)
+    await r.stop()
+    assert scans == []
+
+
+async def test_a_lease_another_replica_held_meanwhile_is_taken_with_a_scan(store: Store) -> None:
+    bus = FlakyBus()
+    a, b = relay(bus, store, lease_s=0.4), relay(bus, store, lease_s=0.4)
+    await a.start()
+    await eventually(lambda: a.holds("devices"))
+    await b.start()
+    await a.stop()  # gives the lease up: b takes it (and scans), then gives it up too
+    await eventually(lambda: b.holds("devices"), timeout=5)
+    await eventually(lambda: not b._leases["devices"].needs_scan, timeout=5)
+    await b.stop()
+    c = relay(bus, store, lease_s=0.4)
+    await c.start()
+    await eventually(lambda: c.holds("devices"), timeout=5)
+    await eventually(lambda: not c._leases["devices"].needs_scan, timeout=5)  # it scanned
+    await c.stop()

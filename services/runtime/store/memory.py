@@ -85,19 +85,25 @@ class MemoryCollection:
         return result
 
     def _matching(self, filter: Filter) -> list[Document]:
-        """Documents matching ``filter``; an ``_id`` condition narrows the search first."""
+        """Documents matching ``filter``; an ``_id`` condition narrows the search first (by
+        lookup, as the FerretDB build's _id push-down does), then the rest of the filter."""
         by_id = filter.get("_id")
         if by_id is None:
             return [d for d in self._docs.values() if matches(d, filter)]
         if isinstance(by_id, dict) and set(by_id) == {"$in"}:
-            ids: Iterable[Any] = dict.fromkeys(by_id["$in"])
+            ids: Iterable[Any] = by_id["$in"]
         elif not isinstance(by_id, dict):
             ids = (by_id,)
         else:
             return [d for d in self._docs.values() if matches(d, filter)]
-        found = (d for d in map(self._docs.get, ids) if d is not None)
-        # the whole filter again: a dict lookup finds _id 1 for True, MongoDB does not
-        return [d for d in found if matches(d, filter)]
+        rest = {k: v for k, v in filter.items() if k != "_id"}
+        found: dict[int, Document] = {}
+        for wanted in ids:
+            doc = self._docs.get(wanted)
+            # same(): a dict lookup finds _id 1 for True, MongoDB does not
+            if doc is not None and same(doc["_id"], wanted) and (not rest or matches(doc, rest)):
+                found.setdefault(id(doc), doc)
+        return list(found.values())
 
     async def find_one(self, filter: Filter, projection: Sequence[str] | None = None) -> Document | None:
         found = self._matching(filter)
