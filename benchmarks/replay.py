@@ -35,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from import_35k import RssSampler
 
 from contracts.envelope import Envelope
 from contracts.inventory import DEVICES_TOPIC
@@ -137,10 +138,14 @@ async def live(bootstrap: str, mongo: str) -> None:
     now = datetime.now(UTC)
     writer = issue_token(settings, subject="bench", roles=[Role.WRITER], now=now)
     reader = issue_token(settings, subject="bench", roles=[Role.READER], now=now)
+    admin = issue_token(settings, subject="bench", roles=[Role.ADMIN], now=now)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await consumer.start()
     ports = {name: free_port() for name in ("inventory", "reporting")}
     processes = {name: start_service(name, settings, port) for name, port in ports.items()}
+    samplers = {name: RssSampler(p.pid) for name, p in processes.items()}
+    for sampler in samplers.values():
+        sampler.start()
     inventory, reporting = (f"http://127.0.0.1:{ports[n]}" for n in ("inventory", "reporting"))
     try:
         async with httpx.AsyncClient(timeout=600) as http:
@@ -169,6 +174,9 @@ async def live(bootstrap: str, mongo: str) -> None:
             answer = await http.post(f"{inventory}/devices/import", content=body.getvalue().encode(),
                                      headers={"Content-Type": "text/csv", "Authorization": f"Bearer {writer}"})
             marks["import answered"] = time.perf_counter()
+            if answer.status_code != 200:
+                watchers.cancel()
+                raise SystemExit(f"the import answered {answer.status_code}: {answer.text[:300]}")
             await asyncio.wait_for(watchers, timeout=900)
             summary = (await http.get(f"{reporting}/reporting/summary",
                                       headers={"Authorization": f"Bearer {reader}"})).json()
@@ -177,8 +185,19 @@ async def live(bootstrap: str, mongo: str) -> None:
                   f"{marks['last event'] - started:.1f} s; reporting showed all {summary['devices']} devices "
                   f"(legacy {summary['legacy_remaining']}) at {marks['reporting'] - started:.1f} s = "
                   f"{marks['reporting'] - marks['last event']:.1f} s after the last event (target: within 5 s)")
+            t = time.perf_counter()
+            rebuilt = await http.post(f"{reporting}/reporting/replay", headers={"Authorization": f"Bearer {admin}"})
+            answer_s = time.perf_counter() - t
+            result = rebuilt.json()
+            print(f"live: POST /reporting/replay answered {rebuilt.status_code} after {answer_s:.1f} s: "
+                  f"{result['report']['events']} events, equal to live: {result['equal_to_live']}")
+            print("live: peak RSS " + ", ".join(f"{name} {sampler.peak / 2**20:.0f} MB"
+                                                for name, sampler in samplers.items())
+                  + " (k8s limit 256Mi each)")
     finally:
         await consumer.stop()
+        for sampler in samplers.values():
+            sampler.stop.set()
         for process in processes.values():
             process.terminate()
             try:
