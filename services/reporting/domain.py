@@ -194,14 +194,17 @@ def policy_contribution(s: dict[str, Any]) -> Contribution:
 
 def purchase(data: Mapping[str, Any], previous: dict[str, Any] | None, time: datetime) -> Change:
     r = data["request"]
-    state = {"state": r["state"], "value": r.get("value_pence") or 0, "delivered": r.get("delivered_value_pence", 0),
-             "framework": r["framework_name"], "category": r["category"], "class": r["classification"]}
+    state = {"state": r["state"], "value": r.get("value_pence") or 0, "framework": r["framework_name"],
+             "category": r["category"], "class": r["classification"]}
     return Change(f"purchase:{r['request_id']}", state, int(r["version"]), _when(r.get("updated_at"), time))
 
 
 def purchase_contribution(s: dict[str, Any]) -> Contribution:
+    """What a request commits (ordered) or has in the pipeline (submitted, approved). What is
+    delivered comes from the deliveries (``delivery_contribution``): procurement announces no
+    purchase event after the order, so a request's snapshot never carries its deliveries."""
     if s["state"] in COMMITTED:
-        fields = {"committed_pence": s["value"], "delivered_pence": s["delivered"], "orders": 1}
+        fields = {"committed_pence": s["value"], "orders": 1}
     elif s["state"] in PIPELINE:
         fields = {"pipeline_pence": s["value"], "requests": 1}
     else:
@@ -228,13 +231,25 @@ def contract_contribution(s: dict[str, Any]) -> Contribution:
 
 def delivery(data: Mapping[str, Any], previous: dict[str, Any] | None, time: datetime) -> Change:
     state = {"framework": data.get("framework_name") or data["framework"], "devices": len(data["devices"]),
-             "value": data.get("value_pence") or 0}
+             "value": data.get("value_pence") or 0, "category": data.get("category"),
+             "class": data.get("classification")}
     return Change(f"delivery:{data['delivery_id']}", state, None, _when(data["received_at"], time))
 
 
 def delivery_contribution(s: dict[str, Any]) -> Contribution:
+    """The delivery in the deliveries table, and its value as delivered spend (by framework,
+    and by category and legacy/modern where the delivery says)."""
     fields = {"deliveries": 1, "devices": s["devices"], "value_pence": s["value"]}
-    return {f"deliveries:framework:{s['framework']}": fields, "deliveries": dict(fields)}
+    out: Contribution = {f"deliveries:framework:{s['framework']}": fields, "deliveries": dict(fields)}
+    if s["value"]:
+        spent = {"delivered_pence": s["value"]}
+        out["spend"] = dict(spent)
+        out[f"spend:framework:{s['framework']}"] = dict(spent)
+        if s.get("category"):
+            out[f"spend:category:{s['category']}"] = dict(spent)
+        if s.get("class"):
+            out[f"spend:class:{s['class']}"] = dict(spent)
+    return out
 
 
 # -- the projector ------------------------------------------------------------------------------

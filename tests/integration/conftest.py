@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -17,8 +19,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 from fastapi import FastAPI
 
+from services import registry
 from services.inventory.app import create_app
-from services.runtime.auth import Role
+from services.runtime.auth import Role, issue_token
 from services.runtime.settings import Settings
 from tests.conftest import bearer, distributed_settings
 
@@ -60,6 +63,46 @@ async def serve(settings: Settings) -> AsyncIterator[RunningService]:
     finally:
         server.should_exit = True
         await task
+
+
+@asynccontextmanager
+async def running(settings: Settings, name: str, **overrides: Any) -> AsyncIterator[str]:
+    """One service of the registry in a uvicorn server of its own on 127.0.0.1 (in this
+    process); ``overrides`` set the service's own settings. Yields its URL."""
+    app = registry.create_app(settings, [name], setting_overrides=overrides)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(server.serve())
+    for _ in range(600):
+        if server.started or task.done():
+            break
+        await asyncio.sleep(0.05)
+    if not server.started:
+        task.cancel()
+        pytest.fail(f"the {name} service did not start; see the log above", pytrace=False)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def client(url: str, settings: Settings, subject: str | None = None, role: Role = Role.WRITER) -> httpx.AsyncClient:
+    """An HTTP client for ``url`` with a bearer token for ``role`` (as ``subject``, if named)."""
+    headers = bearer(settings, role)
+    if subject is not None:
+        token = issue_token(settings, subject=subject, roles=[role], now=datetime.now(UTC))
+        headers = {"Authorization": f"Bearer {token}"}
+    return httpx.AsyncClient(base_url=url, headers=headers, timeout=30)
+
+
+async def eventually(probe: Callable[[], Awaitable[bool]], what: str, timeout: float = 90.0) -> None:
+    """Poll ``probe`` until it holds; fail naming ``what`` after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await probe():
+        assert loop.time() < deadline, f"{what} did not happen within {timeout}s"
+        await asyncio.sleep(0.2)
 
 
 @pytest.fixture

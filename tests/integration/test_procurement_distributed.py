@@ -7,67 +7,25 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from contracts.common import DeviceKind
 from contracts.envelope import Envelope, new_envelope
 from contracts.migration import REPLACEMENTS_TOPIC, ReplacementNeededV1
 from contracts.procurement import DELIVERIES_TOPIC
-from services.registry import create_app
-from services.runtime.auth import Role, issue_token
+from services.runtime.auth import Role
 from services.runtime.settings import Settings
-from tests.conftest import bearer
-from tests.integration.conftest import events_for, free_port, produce, read_topic
+from tests.integration.conftest import client, events_for, eventually, produce, read_topic, running
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 BASE = "/procurement"
 HARDWARE = {"model": "Dell Latitude E7450", "cpu_model": "Core i5-5300U", "cpu_arch": "x64", "cpu_cores": 2,
             "ram_mb": 8192, "disk_gb": 256, "tpm": "2.0", "firmware": "uefi"}
 LOCATION = {"site": "Holborn Police Station", "borough": "Camden", "unit": "Territorial"}
-
-
-@asynccontextmanager
-async def running(settings: Settings, name: str, **overrides: Any) -> AsyncIterator[str]:
-    """One service of the registry in a uvicorn server of its own on 127.0.0.1; yields its URL."""
-    app = create_app(settings, [name], setting_overrides=overrides)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(600):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.05)
-    if not server.started:
-        task.cancel()
-        pytest.fail(f"the {name} service did not start; see the log above", pytrace=False)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
-
-
-def client(url: str, settings: Settings, subject: str | None = None, role: Role = Role.WRITER) -> httpx.AsyncClient:
-    headers = bearer(settings, role)
-    if subject is not None:
-        token = issue_token(settings, subject=subject, roles=[role], now=datetime.now(UTC))
-        headers = {"Authorization": f"Bearer {token}"}
-    return httpx.AsyncClient(base_url=url, headers=headers, timeout=30)
-
-
-async def eventually(probe: Callable[[], Awaitable[bool]], what: str, timeout: float = 90.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not await probe():
-        assert loop.time() < deadline, f"{what} did not happen within {timeout}s"
-        await asyncio.sleep(0.2)
 
 
 def need(need_id: str, kind: DeviceKind = DeviceKind.LAPTOP, quantity: int = 2) -> Envelope:

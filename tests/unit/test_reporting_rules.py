@@ -57,6 +57,30 @@ def test_deliveries_count_once_each() -> None:
     assert f.dimensions["deliveries"] == {"deliveries": 2, "devices": 5, "value_pence": 5_000_00}
 
 
+def test_what_is_delivered_is_delivered_spend_by_framework_category_and_class() -> None:
+    """Procurement announces no purchase event after the order: the deliveries carry what is
+    delivered (by framework, category and legacy/modern), each counted once."""
+    ordered = event("procurement.purchase.ordered.v1", {"request": {
+        "request_id": "PR-1", "state": "ordered", "value_pence": 5 * 899_00, "framework_name": "Sprint ii",
+        "category": "end_user_devices", "classification": "modern", "version": 4, "updated_at": T0.isoformat()}})
+
+    def part(delivery_id: str, devices: int) -> Event:
+        return event("procurement.delivery.received.v1", {
+            "delivery_id": delivery_id, "framework": "SPRINT-II", "framework_name": "Sprint ii",
+            "category": "end_user_devices", "classification": "modern", "request_id": "PR-1",
+            "devices": [{"n": i} for i in range(devices)], "value_pence": devices * 899_00,
+            "received_at": T0.isoformat()}, event_id=f"evt-{delivery_id}")
+
+    first, second = part("D-1", 3), part("D-2", 2)
+    f = fold([ordered, first, second, first])  # the first delivery redelivered
+    both = {"committed_pence": 5 * 899_00, "delivered_pence": 5 * 899_00, "orders": 1}
+    assert f.dimensions["spend:framework:Sprint ii"] == both
+    assert f.dimensions["spend:category:end_user_devices"] == both
+    assert f.dimensions["spend:class:modern"] == both
+    assert f.dimensions["spend"] == both
+    assert fold([part("D-1", 3)]).dimensions["spend:framework:Sprint ii"] == {"delivered_pence": 3 * 899_00}
+
+
 def saga(type_: str, tag: str, wave: str = "W1", at: datetime = T0, **extra: Any) -> Event:
     return event(f"migration.device.{type_}.v1", {"asset_tag": tag, "wave_id": wave, "kind": "desktop",
                                                    "site": "Camden Police Station", "borough": "Camden",
