@@ -9,6 +9,7 @@ from typing import Any
 
 from services.runtime.store.base import BulkResult, Document, DuplicateKeyError, Filter, Sort, UpdateOp
 from services.runtime.store.matching import (
+    _equals,
     apply_update,
     copy_document,
     equality_seed,
@@ -85,19 +86,26 @@ class MemoryCollection:
         return result
 
     def _matching(self, filter: Filter) -> list[Document]:
-        """Documents matching ``filter``; an ``_id`` condition narrows the search first."""
+        """Documents matching ``filter``; an ``_id`` condition (a value or ``$in``) is answered
+        from the ``_id`` map, each hit checked against the value it was looked up by (a dict
+        lookup finds ``_id`` 1 for True, MongoDB does not) and the rest of the filter."""
         by_id = filter.get("_id")
         if by_id is None:
             return [d for d in self._docs.values() if matches(d, filter)]
         if isinstance(by_id, dict) and set(by_id) == {"$in"}:
-            ids: Iterable[Any] = dict.fromkeys(by_id["$in"])
+            ids: Iterable[Any] = by_id["$in"]
         elif not isinstance(by_id, dict):
             ids = (by_id,)
         else:
             return [d for d in self._docs.values() if matches(d, filter)]
-        found = (d for d in map(self._docs.get, ids) if d is not None)
-        # the whole filter again: a dict lookup finds _id 1 for True, MongoDB does not
-        return [d for d in found if matches(d, filter)]
+        rest = {k: v for k, v in filter.items() if k != "_id"}
+        found: dict[int, Document] = {}
+        for wanted in ids:
+            doc = self._docs.get(wanted)
+            if doc is not None and id(doc) not in found and _equals(doc["_id"], wanted) and \
+                    (not rest or matches(doc, rest)):
+                found[id(doc)] = doc
+        return list(found.values())
 
     async def find_one(self, filter: Filter, projection: Sequence[str] | None = None) -> Document | None:
         found = self._matching(filter)
@@ -113,7 +121,7 @@ class MemoryCollection:
     ) -> list[Document]:
         found = self._matching(filter)
         if sort:
-            found.sort(key=sort_key(sort))
+            _sort(found, sort)
         if limit:
             found = found[:limit]
         return [project(d, projection) for d in found]  # type: ignore[arg-type]
@@ -182,6 +190,20 @@ class MemoryCollection:
             for key in doomed:
                 self._unindex(self._docs.pop(key))
             return len(doomed)
+
+
+def _sort(docs: list[Document], sort: Sort) -> None:
+    """``docs`` in ``sort`` order: by one field whose values are all strings (``_id`` mostly)
+    with Python's own comparison, which orders strings as BSON does; otherwise value by value
+    as MongoDB compares them."""
+    if len(sort) == 1:
+        field, direction = sort[0]
+        values = [get_path(d, field) for d in docs]
+        if all(type(v) is str for v in values):
+            order = sorted(range(len(docs)), key=values.__getitem__, reverse=direction < 0)
+            docs[:] = [docs[i] for i in order]
+            return
+    docs.sort(key=sort_key(sort))
 
 
 class MemoryStore:
