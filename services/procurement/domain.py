@@ -387,12 +387,20 @@ def _next(request: PurchaseRequest, now: datetime, **changes: object) -> Purchas
     return request.model_copy(update={**changes, "version": request.version + 1, "updated_at": now})
 
 
+MAX_NEEDS = 5000
+"""Needs one request holds at most (the contract's limit): a full draft refuses the next, which
+goes to the next draft."""
+
+
 def add_need(request: PurchaseRequest, need: NeedLine, now: datetime) -> Change[PurchaseRequest]:
-    """Add a replacement need to a draft; a need it holds already changes nothing."""
+    """Add a replacement need to a draft; a need it holds already changes nothing; a full
+    draft refuses a new one (StateConflict, as a submitted one does)."""
     if any(n.need_id == need.need_id for n in request.needs):
         return Change(request)
     if request.state is not RequestState.DRAFT:
         raise StateConflict(f"request {request.request_id} is {request.state.value}; only a draft takes needs")
+    if len(request.needs) >= MAX_NEEDS:
+        raise StateConflict(f"request {request.request_id} holds {MAX_NEEDS} needs, as many as a request may")
     needs = [*request.needs, need]
     sites = {n.site for n in needs}
     after = _next(request, now, needs=needs, quantity=sum(n.quantity for n in needs),

@@ -270,6 +270,15 @@ def test_a_need_joins_a_draft_once() -> None:
     assert (more.quantity, more.site) == (5, None)
 
 
+def test_a_full_draft_refuses_a_new_need_so_it_goes_to_the_next_draft() -> None:
+    needs = [NeedLine(need_id=f"N{i}", site="A", quantity=1) for i in range(domain.MAX_NEEDS)]
+    full = domain.draft("PR-1", RequestSpec(kind=DeviceKind.LAPTOP, quantity=1, framework_id="SPRINT-II"),
+                        SPRINT, NOW, needs)
+    assert not domain.add_need(full, needs[-1], NOW).changed  # one it holds: still nothing to do
+    with pytest.raises(domain.StateConflict, match="5000 needs"):
+        domain.add_need(full, NeedLine(need_id="N-new", site="A", quantity=1), NOW)
+
+
 def test_a_budget_allocation_is_announced_whole_and_refuses_a_line_twice() -> None:
     line = BudgetLine(year="2015-16", category=SpendCategory.HOSTING, allocated_pence=5_00)
     created = domain.new_budget("programme", "p", [line, line.model_copy(update={"year": "2016-17"})], NOW)
