@@ -3,7 +3,8 @@
 Runs ``estate scenario``'s driver (all four services on one runtime, a simulated clock) and
 prints the wall time (and this process's CPU time), the events per second through the whole
 platform (every event published on the bus, divided by the wall time), the peak RSS of this
-process (the only one: every service runs in it), and the calibration checks against the published figures.
+process (the only one: every service runs in it), and the calibration checks against the
+published figures.
 
     PYTHONPATH=. .venv/bin/python benchmarks/scenario.py                     # full size, embedded
     PYTHONPATH=. .venv/bin/python benchmarks/scenario.py --scale 0.05 --until 2016-01-02
