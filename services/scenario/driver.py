@@ -148,7 +148,9 @@ def build_runtime(plan: ScenarioPlan, clock: FixedClock, settings: Settings | No
     """All four services on one runtime: embedded by default; with distributed ``settings``, on
     the Kafka and MongoDB-wire store they name (the consumer groups start at the topics' end,
     so what earlier runs left there is not counted)."""
-    settings = (settings or Settings()).model_copy(update={"outbox_scan_interval_s": QUIET})
+    # One process publishes everything: its outbox leases need no renewal (a lease that lapsed
+    # while the loop was busy, say with a 5,000-row import chunk, costs a scan of every collection).
+    settings = (settings or Settings()).model_copy(update={"outbox_scan_interval_s": QUIET, "outbox_lease_s": QUIET})
     overrides = {"wave_interval_s": QUIET, "reporting_refresh_s": QUIET, "expiry_check_interval_s": QUIET,
                  "executor_seed": plan.seed, "load_sample_estate": False, "load_sample_policy": True}
     bus = None
