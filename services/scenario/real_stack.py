@@ -1,7 +1,8 @@
 """The settings a scenario run on the real stack uses: the Kafka and MongoDB-wire store the
 usual ``ESTATE_*`` variables name, in distributed mode, with a database and consumer groups of
 its own (a fresh run must not count what a platform or an earlier run left there: its groups
-start at the topics' end, and its database is new)."""
+start at the topics' end, and its database is new). Nothing else should write to the topics
+while it runs: its groups would consume that too."""
 
 from __future__ import annotations
 
