@@ -332,10 +332,14 @@ def scenario(
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the figures to this JSON file")]
     = None,
     progress: Annotated[bool, typer.Option(help="Show the progress bar")] = True,
+    distributed: Annotated[bool, typer.Option(
+        "--distributed", help="On the real stack: the Kafka and MongoDB-wire store that ESTATE_KAFKA_BOOTSTRAP "
+                              "and ESTATE_MONGO_URL name (a new database and consumer groups for the run)")] = False,
 ) -> None:
     """Run the programme from April 2014 on the embedded platform (all four services, a
-    simulated clock): waves, fixes, buying, deliveries, disposals, mobile rollouts. Exit 1 if
-    the figures miss the published ones (2% on counts, 5% on cost)."""
+    simulated clock), or with --distributed on Kafka and FerretDB: waves, fixes, buying,
+    deliveries, disposals, mobile rollouts. Exit 1 if the figures miss the published ones (2%
+    on counts, 5% on cost)."""
     from dataclasses import replace
     from datetime import date
 
@@ -352,7 +356,13 @@ def scenario(
     except ValueError as error:
         _fail(str(error))
     console = Console(stderr=True)
-    result = scenario_cli.run(plan, console, progress)
+    settings = None
+    if distributed:
+        from services.scenario.real_stack import real_stack_settings
+        settings = real_stack_settings()
+        console.print(f"real stack: Kafka {settings.kafka_bootstrap}, database {settings.mongo_database} "
+                      f"at {settings.mongo_url}")
+    result = scenario_cli.run(plan, console, progress, settings)
     out = Console()
     out.print(scenario_cli.summary_table(result))
     if result.checks:

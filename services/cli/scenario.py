@@ -12,12 +12,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from services.runtime.settings import Settings
 from services.scenario.driver import Progress as DayDone
 from services.scenario.driver import ScenarioResult, run_scenario
 from services.scenario.plan import ScenarioPlan
 
 
-def run(plan: ScenarioPlan, console: Console, show_progress: bool = True) -> ScenarioResult:
+def run(plan: ScenarioPlan, console: Console, show_progress: bool = True,
+        settings: Settings | None = None) -> ScenarioResult:
+    """The scenario with a progress bar; embedded, or on the real stack ``settings`` name."""
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[day]}  XP {task.fields[legacy]:>6} (plan {task.fields[target]:>6})"),
                   TimeElapsedColumn(), console=console, disable=not show_progress) as bar:
@@ -26,7 +29,7 @@ def run(plan: ScenarioPlan, console: Console, show_progress: bool = True) -> Sce
         def advanced(p: DayDone) -> None:
             bar.update(task, completed=p.done, day=p.day.isoformat(), legacy=p.legacy, target=p.target)
 
-        return run_scenario(plan, advanced)
+        return run_scenario(plan, advanced, settings)
 
 
 def summary_table(result: ScenarioResult) -> Table:

@@ -23,7 +23,7 @@ from contracts.procurement import DeliveryReceivedV1
 from services.migration import domain
 from services.migration.domain import DeviceRecord, Policy, PolicySpec, Revised, Wave, WaveSpec
 from services.migration.executor import StepExecutor
-from services.migration.store import DeviceRecords, Placement, Policies, Sites, Waves
+from services.migration.store import IN_CHUNK, DeviceRecords, Placement, Policies, Sites, Waves
 from services.runtime.changes import Change
 from services.runtime.clock import Clock
 from services.runtime.errors import Conflict, FieldError, InvalidInput
@@ -295,10 +295,8 @@ class MigrationHandlers:
             sites.update((str(d["_id"]), d) for d in found)
         kinds = {k.value for k in (spec.kinds or policy.scope)}
         tags = sorted(t for d in sites.values() for t, k in (d.get("ready") or {}).items() if k in kinds)
-        records = await self.devices.load_many(tags)
-        free = [t for t in tags if t in records and _plannable(records[t])]
-        if spec.max_devices is not None:
-            free = free[:spec.max_devices]
+        records = await self._first_plannable(tags, spec.max_devices)
+        free = [t for t in tags if t in records and _plannable(records[t])][:spec.max_devices]
         if spec.gate is not None:
             await self.waves.get(spec.gate.after_wave)
         wave_id = f"W-{uuid.uuid4().hex[:8].upper()}"
@@ -306,6 +304,21 @@ class MigrationHandlers:
         scheduled = await self._schedule_many(wave, list(enumerate(wave.devices)), policy, records)
         kept = [t for t, ok in zip(wave.devices, scheduled, strict=True) if ok]
         return await self.waves.mutate(wave_id, None, lambda w: _refit(w, kept))
+
+    async def _first_plannable(self, tags: list[str], wanted: int | None) -> dict[str, DeviceRecord]:
+        """The records of ``tags``, read in order only until ``wanted`` of them are plannable
+        (a capped wave over a large scope reads what it takes, not every ready device)."""
+        if wanted is None:
+            return await self.devices.load_many(tags)
+        records: dict[str, DeviceRecord] = {}
+        free, start = 0, 0
+        while start < len(tags) and free < wanted:
+            chunk = tags[start:start + max(IN_CHUNK, wanted - free)]
+            found = await self.devices.load_many(chunk)
+            records.update(found)
+            free += sum(1 for r in found.values() if _plannable(r))
+            start += len(chunk)
+        return records
 
     async def _finish_plan(self, wave: Wave) -> None:
         """A plan interrupted (the process stopped while it scheduled the wave's devices):
@@ -405,7 +418,7 @@ class MigrationHandlers:
     async def advance(self) -> None:
         """One turn of every wave that has work: start it when due and its gate is open, run
         the due step of each active device, count the ended ones, admit the day's devices."""
-        waves = await self.waves.every()
+        waves = await self.waves.unfinished()
         by_id = {w.wave_id: w for w in waves}
         now = self._clock.now()
         for wave in waves:
@@ -420,7 +433,8 @@ class MigrationHandlers:
     async def _advance_wave(self, wave: Wave, by_id: dict[str, Wave]) -> None:
         now = self._clock.now()
         if wave.state is WaveState.PLANNED:
-            previous = by_id.get(wave.gate.after_wave) if wave.gate is not None else None
+            previous = None if wave.gate is None else (
+                by_id.get(wave.gate.after_wave) or await self.waves.load(wave.gate.after_wave))
             wave = await self.waves.mutate(wave.wave_id, None, lambda w: domain.start_wave(
                 w, now.date(), domain.gate_open(w, previous), now))
         records = await self.devices.load_many(wave.active)

@@ -11,7 +11,7 @@ from typing import Any
 from contracts.envelope import new_envelope
 from contracts.migration import DEVICES_TOPIC, POLICY_KEY, POLICY_TOPIC, WAVES_TOPIC
 from contracts.registry import event_type
-from services.migration.domain import DeviceRecord, Policy, Wave
+from services.migration.domain import TERMINAL_WAVES, DeviceRecord, Policy, Wave
 from services.runtime.changes import Change
 from services.runtime.outbox import outbox_entries
 from services.runtime.repository import Repository
@@ -74,6 +74,20 @@ class Waves(Repository[Wave]):
     async def every(self) -> list[Wave]:
         """All waves (a handful a month: a small collection, read whole)."""
         return [self.from_document(d) for d in await self.collection.find({}, sort=[("_id", 1)])]
+
+    _finished: set[str] | None = None
+
+    async def unfinished(self) -> list[Wave]:
+        """The waves the wave job may still have to move, by id: all but those this process saw
+        finished (ended, no device active: that never changes again), which are not read whole
+        (their device lists) on every turn."""
+        if self._finished is None:
+            self._finished = set()
+        ids = [str(d["_id"]) for d in await self.collection.find({}, sort=[("_id", 1)], projection=["_id"])]
+        found = await self.load_many(i for i in ids if i not in self._finished)
+        waves = [found[i] for i in ids if i in found]
+        self._finished.update(w.wave_id for w in waves if w.state in TERMINAL_WAVES and not w.active)
+        return waves
 
 
 class Policies(Repository[Policy]):

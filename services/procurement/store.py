@@ -70,6 +70,7 @@ class RequestStore(_ProcurementRepository[PurchaseRequest]):
     model = PurchaseRequest
     noun = "purchase request"
     key_name = "id"
+    incremental = True  # its needs and deliveries grow: appended, not rewritten
     indexes = ((("state", 1), ("_id", 1)),)
 
     def key(self, value: PurchaseRequest) -> str:
@@ -82,6 +83,7 @@ class BudgetStore(_ProcurementRepository[Budget]):
     model = Budget
     noun = "budget"
     key_name = "id"
+    incremental = True  # a commitment per order and a spend per delivery: added, not rewritten
 
     def key(self, value: Budget) -> str:
         return value.budget_id

@@ -21,6 +21,8 @@ import numpy as np
 from services.reporting.cost import SUPPORT_END
 
 WEEK = 7
+BLOCK = 32
+"""Weeks of the futures summed at a time (a future that is done needs no more)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,12 +72,34 @@ def _finishing_days(series: Sequence[tuple[date, float]], settings: ForecastSett
     max_weeks = settings.horizon_days // WEEK + 1
     draws = rng.integers(0, len(weeks), size=(settings.runs, max_weeks))
     within = weeks.cumsum(axis=1)
-    gone = within[:, -1][draws].cumsum(axis=1)
-    done = gone >= remaining
-    finished = done.any(axis=1)
-    week = done.argmax(axis=1)
+    weekly = within[:, -1]
+    # The running total of each future, BLOCK weeks at a time, only for the futures not done
+    # yet: most finish long before the horizon. The sums run in the same order as one cumsum
+    # over every week would, so the figures are the same.
+    finished = np.zeros(settings.runs, dtype=bool)
+    week = np.zeros(settings.runs, dtype=np.int64)
+    before = np.zeros(settings.runs)
+    carry = np.zeros(settings.runs)
+    open_runs = np.arange(settings.runs)
+    best = max(float(weekly.max()), 0.0)
+    for first in range(0, max_weeks, BLOCK):
+        # a future that cannot get there even with its best week every week never finishes
+        open_runs = open_runs[carry[open_runs] + best * (max_weeks - first) >= remaining]
+        if not len(open_runs):
+            break
+        block = weekly[draws[:, first:first + BLOCK][open_runs]]
+        gone = np.hstack((carry[open_runs, None], block)).cumsum(axis=1)
+        done = gone[:, 1:] >= remaining
+        hit = done.any(axis=1)
+        at = done.argmax(axis=1)
+        ending = open_runs[hit]
+        finished[ending] = True
+        week[ending] = first + at[hit]
+        before[ending] = gone[hit, at[hit]]
+        carry[open_runs] = gone[:, -1]
+        open_runs = open_runs[~hit]
     runs = np.arange(settings.runs)
-    before = np.where(week > 0, gone[runs, np.maximum(week - 1, 0)], 0.0)
+    before = np.where(week > 0, before, 0.0)
     rows = within[draws[runs, week]]
     day_in_week = (rows >= (remaining - before)[:, None]).argmax(axis=1) + 1
     days = np.where(finished, week * WEEK + day_in_week, np.inf).astype(float)

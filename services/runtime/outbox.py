@@ -128,6 +128,8 @@ class OutboxRelay:
         """Set when there may be something to publish (the relay task waits on it)."""
         self._marks = asyncio.Event()
         """Set when there are markers to leave (the marker task waits on it)."""
+        self._clear_now = asyncio.Event()
+        """Set by ``settle``: the clearer stops waiting for publishing to be quiet."""
         self._round_done = asyncio.Condition()
         self._failures = 0
         self._last_publish = 0.0
@@ -221,6 +223,7 @@ class OutboxRelay:
         await self.drain()
         await asyncio.gather(*self._recording.values(), return_exceptions=True)
         self._last_publish = float("-inf")
+        self._clear_now.set()
         await self._to_clear.join()
 
     # -- leases ---------------------------------------------------------------------------
@@ -478,7 +481,7 @@ class OutboxRelay:
             still_running()
             batch = [await self._to_clear.get()]
             while loop.time() - self._last_publish < CLEAR_AFTER_QUIET_S:  # publishing comes first
-                await asyncio.sleep(CLEAR_AFTER_QUIET_S / 4)
+                await self._wait(self._clear_now, CLEAR_AFTER_QUIET_S / 4)
             while not self._to_clear.empty() and len(batch) < CLEAR_BATCH:
                 batch.append(self._to_clear.get_nowait())
             try:

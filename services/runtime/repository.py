@@ -82,11 +82,19 @@ class Repository(Generic[A]):
     """How messages name one aggregate: "no device with asset tag X"."""
     key_name: ClassVar[str] = "key"
     indexes: ClassVar[tuple[tuple[tuple[str, int], ...], ...]] = ()
+    incremental: ClassVar[bool] = False
+    """For aggregates that grow (a budget's spend by delivery, a request's deliveries): a change
+    is written as what it adds (new dict entries, items appended to a list) or replaces (a
+    whole field), not as the whole document, and the aggregate last read or written is kept
+    parsed by version (a read fetches the stored version and parses only when that moved). Only
+    for aggregates whose decisions build new containers and never change one in place: a field
+    is compared with its value before the change by identity."""
 
     def __init__(self, store: Store, relay: OutboxRelay, clock: Clock) -> None:
         self.collection: Collection = store.collection(self.collection_name)
         self._relay = relay
         self._clock = clock
+        self._parsed: dict[str, tuple[int, A]] = {}
         relay.watch(self.collection_name)
 
     def key(self, value: A) -> str:
@@ -123,8 +131,19 @@ class Repository(Generic[A]):
             await self.collection.create_index(keys)
 
     async def load(self, key: str) -> A | None:
+        if self.incremental and key in self._parsed:
+            stored = await self.collection.find_one({"_id": key}, projection=["version"])
+            version, value = self._parsed[key]
+            if stored is not None and stored.get("version") == version:
+                return value
         doc = await self.collection.find_one({"_id": key})
-        return self.from_document(doc) if doc is not None else None
+        if doc is None:
+            self._parsed.pop(key, None)
+            return None
+        value = self.from_document(doc)
+        if self.incremental:
+            self._parsed[key] = (self.version(value), value)
+        return value
 
     async def get(self, key: str) -> A:
         found = await self.load(key)
@@ -190,10 +209,13 @@ class Repository(Generic[A]):
             if not change.changed:
                 return current
             entries = self.entries(change)
-            written = await self.collection.find_one_and_update(
-                {"_id": key, "version": self.version(current)}, self._update(change, entries))
-            if written is not None:
+            written = await self.collection.update_one(
+                {"_id": key, "version": self.version(current)},
+                self._update(change, entries, current if self.incremental else None))
+            if written.matched:
                 self._relay.submit(self.collection_name, [{"_id": key, OUTBOX: entries}])
+                if self.incremental:
+                    self._parsed[key] = (self.version(change.value), change.value)
                 return change.value
             if expected_version is not None:
                 raise VersionMismatch(f"{self.noun} {key} changed while this request ran; retry")
@@ -225,7 +247,54 @@ class Repository(Generic[A]):
         return {k for k, d in docs.items()
                 if any(isinstance(e, dict) and e.get("id") == first[k] for e in d.get(OUTBOX) or ())}
 
-    def _update(self, change: Change[A], entries: list[Document]) -> dict[str, object]:
-        fields = self.to_document(change.value)
-        del fields["_id"]
-        return set_with_outbox(fields, entries)
+    def _update(self, change: Change[A], entries: list[Document], before: A | None = None) -> dict[str, object]:
+        """The update that stores ``change`` with its events: every field, or with ``before``
+        (``incremental``) only what changed since it."""
+        if before is None:
+            fields = self.to_document(change.value)
+            del fields["_id"]
+            return set_with_outbox(fields, entries)
+        return _changed_fields(before, change.value, entries)
+
+
+def _plain_key(key: object) -> bool:
+    return isinstance(key, str) and bool(key) and "." not in key and not key.startswith("$")
+
+
+def _changed_fields(before: BaseModel, after: BaseModel, entries: list[Document]) -> dict[str, object]:
+    """``$set`` of the new entries of a dict field and of the fields replaced, ``$push`` of the
+    items appended to a list field, beside the events; a field still holding the same object
+    is left alone."""
+    include: dict[str, Any] = {}
+    paths: list[tuple[str, str | None]] = []
+    pushes: dict[str, range] = {}
+    for name in type(after).model_fields:
+        old, new = getattr(before, name), getattr(after, name)
+        if old is new:
+            continue
+        if isinstance(old, dict) and isinstance(new, dict) and all(new.get(k, _GONE) is v for k, v in old.items()) \
+                and all(_plain_key(k) for k in new if k not in old):
+            added = [k for k in new if k not in old]
+            if added:
+                include[name] = set(added)
+                paths += [(name, k) for k in added]
+        elif isinstance(old, list) and isinstance(new, list) and len(new) >= len(old) \
+                and all(a is b for a, b in zip(old, new, strict=False)):
+            if len(new) > len(old):
+                include[name] = set(range(len(old), len(new)))
+                pushes[name] = range(len(old), len(new))
+        else:
+            include[name] = True
+            paths.append((name, None))
+    dumped = after.model_dump(mode="json", include=include) if include else {}
+    sets: dict[str, Any] = {name if key is None else f"{name}.{key}": dumped[name] if key is None else dumped[name][key]
+                            for name, key in paths}
+    push: dict[str, Any] = {name: {"$each": dumped[name]} for name in pushes}
+    push[OUTBOX] = {"$each": entries}
+    update: dict[str, object] = {"$push": push}
+    if sets:
+        update["$set"] = sets
+    return update
+
+
+_GONE = object()

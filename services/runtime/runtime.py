@@ -121,6 +121,10 @@ class Runtime:
         Call from a setup."""
         self._periodic.append((what, every_s, job))
 
+    def periodic_jobs(self) -> list[str]:
+        """The names of the periodic jobs, in the order registered."""
+        return [what for what, _, _ in self._periodic]
+
     async def run_periodic_jobs(self, only: Collection[str] | None = None) -> None:
         """Run every periodic job (or those named in ``only``) once, now, in the order
         registered: a driver that moves a simulated clock runs them after each step rather

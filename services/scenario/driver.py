@@ -1,7 +1,8 @@
-"""Runs the programme on the embedded platform, a simulated day at a time.
+"""Runs the programme on the platform, a simulated day at a time.
 
-All four services run in this process on one runtime (in-process bus, embedded store) with a
-``FixedClock`` the driver moves. Each day it acts as the programme's people would, through the
+All four services run in this process on one runtime with a ``FixedClock`` the driver moves:
+embedded (in-process bus, embedded store) by default, or on Kafka and the MongoDB-wire store
+with distributed settings (``real_stack.py``). Each day it acts as the programme's people would, through the
 services' handlers (the same calls their HTTP routes make): fix the applications due that day
 (a policy change, which migration reassesses), buy (submit, approve, order the replacement
 drafts migration's needs created; the rollouts' requests), deliver (replacements to the sites
@@ -10,6 +11,11 @@ dispose of replaced devices with their sanitisation record, plan the week's wave
 migration wave job runs until the day's sagas are done, and the bus is left to settle (every
 event published and consumed) before the clock moves on. The figures come from the reporting
 service alone, which sees nothing but the events.
+
+Costs: the driver reads what it needs by ``_id`` (the legacy count is one reporting dimension;
+the waves it planned and has not seen finish), never a whole collection per day, and "idle"
+is event-driven on both buses (the in-process bus counts what each group has still to handle;
+the Kafka bus compares the offsets this process published with those its groups handled).
 """
 
 from __future__ import annotations
@@ -21,24 +27,32 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
-from typing import Any
+from typing import Any, Protocol, cast
 
 from contracts.common import LONDON_BOROUGHS, DeviceKind, Sanitisation
 from contracts.migration import Compatibility
 from contracts.procurement import ApprovalKind, AwardRoute, RequestState, SpendCategory, SpendClass
 from services.inventory.sample_estate import CENTRAL_UNITS, as_rows, generate
-from services.migration.domain import PolicySpec, WaveSpec
+from services.migration.domain import TERMINAL_WAVES, PolicySpec, WaveSpec
 from services.procurement.domain import AwardSpec, DeliveredItem, DeliveryNote, RequestSpec, Submission
 from services.registry import units
-from services.runtime.bus.memory import MemoryBus
+from services.runtime.bus.delivery import RetryPolicy
+from services.runtime.bus.kafka import KafkaBus
 from services.runtime.clock import FixedClock
 from services.runtime.errors import Conflict, InvalidInput
-from services.runtime.runtime import Runtime
-from services.runtime.settings import Settings
+from services.runtime.metrics import Metrics
+from services.runtime.runtime import Runtime, ServiceUnit
+from services.runtime.settings import Mode, Settings
+from services.runtime.telemetry import Telemetry
 from services.scenario.plan import MODEL, UNIT_PRICE_PENCE, ScenarioPlan, calibrate, spread, tranches, weekly_wave
 
 WAVE_JOB = "migration waves"
+LEGACY_DIMENSION = "os:windows:XP"
+"""Reporting's dimension of the legacy devices (its "os" table's windows/XP row), read by ``_id``."""
 DAILY_JOBS = (WAVE_JOB,)
+GAUGES_JOB = "reporting gauges"
+"""Left out of the weekly run: it refreshes Prometheus gauges (nobody scrapes a simulation) at
+the price of a 10,000-run forecast; the figures come from reporting at the end."""
 MAX_TURNS = 12
 """Wave-job turns a day at most (a saga takes four; retries take a few more)."""
 QUIET = 10 ** 6
@@ -117,21 +131,47 @@ class _State:
     waves: int = 0
     orders: int = 0
     fixed: set[str] = field(default_factory=set)
+    open_waves: set[str] = field(default_factory=set)
+    """Waves the driver planned that have not finished (ended with no device active)."""
 
 
-def build_runtime(plan: ScenarioPlan, clock: FixedClock, settings: Settings | None = None) -> Runtime:
-    settings = settings or Settings(outbox_scan_interval_s=QUIET)
+class _Settling(Protocol):
+    """What the driver needs of a bus to know it is idle (both adapters have it)."""
+
+    def published(self) -> int: ...
+
+    async def idle(self) -> None: ...
+
+
+def build_runtime(plan: ScenarioPlan, clock: FixedClock, settings: Settings | None = None,
+                  units_: list[ServiceUnit] | None = None) -> Runtime:
+    """All four services on one runtime: embedded by default; with distributed ``settings``, on
+    the Kafka and MongoDB-wire store they name (the consumer groups start at the topics' end,
+    so what earlier runs left there is not counted)."""
+    # One process publishes everything: its outbox leases need no renewal (a lease that lapsed
+    # while the loop was busy, say with a 5,000-row import chunk, costs a scan of every collection).
+    settings = (settings or Settings()).model_copy(update={"outbox_scan_interval_s": QUIET, "outbox_lease_s": QUIET})
     overrides = {"wave_interval_s": QUIET, "reporting_refresh_s": QUIET, "expiry_check_interval_s": QUIET,
                  "executor_seed": plan.seed, "load_sample_estate": False, "load_sample_policy": True}
-    return Runtime.build(settings, clock=clock, setting_overrides=overrides)
+    bus = None
+    if settings.mode is Mode.DISTRIBUTED:
+        telemetry = Telemetry(settings.service_name, settings.otlp_endpoint)
+        bus = KafkaBus(bootstrap=settings.kafka_bootstrap, client_id=settings.kafka_client_id,
+                       partitions=settings.topic_partitions,
+                       policy=RetryPolicy(settings.consumer_max_attempts, settings.consumer_backoff_initial_s,
+                                          settings.consumer_backoff_max_s),
+                       telemetry=telemetry, metrics=Metrics(),
+                       topics=[t for u in (units_ or units()) for t in u.publishes], new_groups_from_end=True)
+    return Runtime.build(settings, clock=clock, setting_overrides=overrides, bus=bus)
 
 
 class ScenarioDriver:
-    def __init__(self, plan: ScenarioPlan, *, on_progress: Callable[[Progress], None] | None = None) -> None:
+    def __init__(self, plan: ScenarioPlan, *, on_progress: Callable[[Progress], None] | None = None,
+                 settings: Settings | None = None) -> None:
         self.plan = plan
         self.clock = FixedClock(datetime.combine(plan.start, day_time(7), UTC))
-        self.runtime = build_runtime(plan, self.clock)
         self.units = units()
+        self.runtime = build_runtime(plan, self.clock, settings, self.units)
         self._on_progress = on_progress
         self._state = _State()
         self._targets = plan.targets()
@@ -156,12 +196,14 @@ class ScenarioDriver:
 
     async def settle(self) -> None:
         """Until nothing moves: every stored event published, every published event consumed."""
-        bus = self.runtime.bus
-        assert isinstance(bus, MemoryBus), "the scenario runs on the embedded platform"
+        bus = cast(_Settling, self.runtime.bus)
         while True:
             before = bus.published()
             await self.runtime.relay.drain()
             await bus.idle()
+            # what the handlers stored meanwhile is published before "nothing moved" is believed
+            # (on Kafka a publish takes a while: the count moves only once the broker has it)
+            await self.runtime.relay.drain()
             if bus.published() == before:
                 return
 
@@ -192,8 +234,7 @@ class ScenarioDriver:
 
     async def legacy(self) -> int:
         """The legacy count now, as reporting has it (from the events alone)."""
-        table = await self.reporting.table("os")
-        return sum(int(n) for family, version, n in table.rows if (family, version) == ("windows", "XP"))
+        return int((await self.reporting.model.dimension(LEGACY_DIMENSION)).get("devices", 0))
 
     async def _day(self, day: date) -> None:
         self.at(day, 8)
@@ -217,8 +258,9 @@ class ScenarioDriver:
                 break
         self.at(day, 20)
         if day.weekday() == 6 or day == self.plan.end:
-            await self.runtime.run_periodic_jobs()
+            await self.runtime.run_periodic_jobs([j for j in self.runtime.periodic_jobs() if j != GAUGES_JOB])
             await self.settle()
+        await self.runtime.relay.settle()  # the day's published entries cleared from their documents
 
     # -- applications fixed ----------------------------------------------------------------
 
@@ -391,6 +433,7 @@ class ScenarioDriver:
         except (InvalidInput, Conflict):
             return  # nothing ready to upgrade in place: replacements and fixes carry the fall
         self._state.wave = (wave.wave_id, len(wave.devices), wave.daily_capacity)
+        self._state.open_waves.add(wave.wave_id)
         self._state.waves += 1
 
     async def _upgrades_due(self, day: date) -> int:
@@ -401,7 +444,15 @@ class ScenarioDriver:
         return max(0, min(capacity, len(wave.devices) - wave.started))
 
     async def _sagas_running(self) -> bool:
-        return any(w.active for w in await self.migration.all_waves())
+        """Whether a wave has devices mid-saga: the driver plans every wave, so it reads only
+        those it planned that have not finished, by id."""
+        running = False
+        for wave_id in sorted(self._state.open_waves):
+            wave = await self.migration.wave(wave_id)
+            running = running or bool(wave.active)
+            if wave.state in TERMINAL_WAVES and not wave.active:
+                self._state.open_waves.discard(wave_id)
+        return running
 
     # -- the result ------------------------------------------------------------------------
 
@@ -411,8 +462,7 @@ class ScenarioDriver:
         legacy_by_day = dict(series)
         kinds = (await self.reporting.table("kinds")).rows
         deliveries = (await self.reporting.table("deliveries")).rows
-        bus = self.runtime.bus
-        events = bus.published() if isinstance(bus, MemoryBus) else 0
+        events = cast(_Settling, self.runtime.bus).published()
         return ScenarioResult(self.plan, _plain(summary), legacy_by_day, kinds, deliveries,
                               calibrate(legacy_by_day, self.plan, self.reporting.config.prices), events, wall_s,
                               self._state.waves, self._state.orders)
@@ -429,6 +479,9 @@ def _add_months(day: date, months: int) -> date:
     return date(year, month % 12 + 1, min(day.day, 28))
 
 
-def run_scenario(plan: ScenarioPlan, on_progress: Callable[[Progress], None] | None = None) -> ScenarioResult:
-    return asyncio.run(ScenarioDriver(plan, on_progress=on_progress).run())
+def run_scenario(plan: ScenarioPlan, on_progress: Callable[[Progress], None] | None = None,
+                 settings: Settings | None = None) -> ScenarioResult:
+    """The scenario on the embedded platform, or on the real stack ``settings`` name
+    (``mode=distributed``)."""
+    return asyncio.run(ScenarioDriver(plan, on_progress=on_progress, settings=settings).run())
 

@@ -77,7 +77,7 @@ class _ConsumerHealth:
 class KafkaBus:
     def __init__(self, *, bootstrap: str, client_id: str, partitions: int, policy: RetryPolicy,
                  telemetry: Telemetry, metrics: Metrics, topics: Sequence[str] = (),
-                 batch_budget_s: float = BATCH_BUDGET_S) -> None:
+                 batch_budget_s: float = BATCH_BUDGET_S, new_groups_from_end: bool = False) -> None:
         self._bootstrap = bootstrap
         self._client_id = client_id
         self._partitions = partitions
@@ -94,6 +94,13 @@ class KafkaBus:
         self._last_failure = ""
         self._started = False
         self._deliver = Delivery(policy=policy, telemetry=telemetry, metrics=metrics, publish=self.publish)
+        self._new_groups_from_end = new_groups_from_end
+        self._produced: dict[tuple[str, int], int] = {}
+        """(topic, partition) -> the offset after the last message this process published there."""
+        self._handled: dict[tuple[str, str, int], int] = {}
+        """(group, topic, partition) -> the offset after the last message this process handled."""
+        self._published = 0
+        self._moved = asyncio.Event()
 
     def subscribe(self, group: str, topics: Sequence[str], handler: Handler, *,
                   batch_handler: BatchHandler | None = None) -> None:
@@ -123,6 +130,8 @@ class KafkaBus:
             topics.update(dead_letter_topic(t, sub.group) for t in sub.topics)
         if topics:
             await self.ensure_topics(sorted(topics))
+        if self._new_groups_from_end:
+            await self._start_new_groups_at_end()
         self._producer = self._new_producer()
         await self._producer.start()
         self._started = True
@@ -132,6 +141,53 @@ class KafkaBus:
             health = _ConsumerHealth(sub.group, last_poll=asyncio.get_running_loop().time())
             health.task = asyncio.create_task(self._supervise(sub, consumer, health), name=f"consumer:{sub.group}")
             self._health.append(health)
+
+    async def _start_new_groups_at_end(self) -> None:
+        """Each subscribed group that has no committed offset on a partition gets one at the
+        partition's end: it consumes what is published from now on, not what earlier runs left
+        on the topics (a simulation run against a shared broker)."""
+        groups: dict[str, set[str]] = {}
+        for sub in self._subscriptions:
+            groups.setdefault(sub.group, set()).update(sub.topics)
+        for group, topics in groups.items():
+            consumer = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, group_id=group,
+                                        client_id=f"{self._client_id}-{group}-start", enable_auto_commit=False)
+            await consumer.start()
+            try:
+                tps = [TopicPartition(t, p) for t in sorted(topics)
+                       for p in sorted(consumer.partitions_for_topic(t) or range(self._partitions))]
+                consumer.assign(tps)
+                ends = await consumer.end_offsets(tps)
+                unset = {tp: ends[tp] for tp in tps if await consumer.committed(tp) is None}
+                if unset:
+                    await consumer.commit(unset)
+            finally:
+                await consumer.stop()
+
+    def published(self) -> int:
+        """How many messages this process published."""
+        return self._published
+
+    async def idle(self, check_s: float = 1.0) -> None:
+        """Wait until every group this process runs has handled every message this process
+        published (the in-process view: messages other processes publish are not waited for).
+        A driver on a simulated clock moves on only then."""
+        groups: dict[str, set[str]] = {}
+        for sub in self._subscriptions:
+            for topic in sub.topics:
+                groups.setdefault(topic, set()).add(sub.group)
+        while True:
+            behind = [(g, t, p) for (t, p), end in list(self._produced.items()) for g in groups.get(t, ())
+                      if self._handled.get((g, t, p), 0) < end]
+            if not behind:
+                return
+            for health in self._health:
+                if health.task is not None and health.task.done():
+                    raise BusUnavailable(f"consumer group {health.group} has stopped: {health.error}")
+            self._moved.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(check_s):
+                    await self._moved.wait()
 
     def _new_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -170,12 +226,18 @@ class KafkaBus:
                                         headers=list(m.headers))
                     for m in messages
                 ]
-                await asyncio.gather(*pending)
+                landed = await asyncio.gather(*pending)
         except (KafkaError, TimeoutError) as error:
             await self._publish_failed(producer, error)
             raise BusUnavailable(f"Kafka at {self._bootstrap} did not take the messages: "
                                  f"{type(error).__name__}: {error}") from error
         self._failing_since = None
+        self._published += len(messages)
+        for meta in landed:
+            if meta is None:  # a producer that does not say where it put the message (a test's)
+                continue
+            key = (meta.topic, meta.partition)
+            self._produced[key] = max(self._produced.get(key, 0), meta.offset + 1)
 
     async def _publish_failed(self, producer: AIOKafkaProducer, error: Exception) -> None:
         loop, broken = asyncio.get_running_loop(), producer
@@ -315,6 +377,9 @@ class KafkaBus:
             health.backoff.pop(tp, None)
         if handled is None:
             return
+        key = (sub.group, tp.topic, tp.partition)
+        self._handled[key] = max(self._handled.get(key, 0), handled)
+        self._moved.set()
         try:
             await consumer.commit({tp: handled})
         except CommitFailedError as error:

@@ -39,7 +39,16 @@ class MemoryBus:
         self._committed: dict[tuple[str, str, int], int] = {}
         self._subscriptions: list[Subscription] = []
         self._tasks: list[asyncio.Task[None]] = []
-        self._appended = asyncio.Condition()
+        self._wakes: dict[str, list[asyncio.Event]] = {}
+        """Topic -> the events of the consumers subscribed to it (set when it gets a message)."""
+        self._groups: dict[str, set[str]] = {}
+        """Topic -> the groups subscribed to it."""
+        self._outstanding = 0
+        """Messages published and not yet handled, counted once per group subscribed (backlog())."""
+        self._published = 0
+        self._settled = asyncio.Event()
+        """Set when nothing is outstanding, or a consumer stopped (idle() waits on it)."""
+        self._lag: dict[tuple[str, int, str], object] = {}
         self._metrics = metrics
         self._available = True
         self._started = False
@@ -50,6 +59,8 @@ class MemoryBus:
         if self._started:
             raise RuntimeError(f"subscribe {group} before the bus starts")
         self._subscriptions.append(Subscription(group, tuple(topics), handler, batch_handler))
+        for topic in topics:
+            self._groups.setdefault(topic, set()).add(group)
 
     @contextlib.contextmanager
     def outage(self) -> Iterator[None]:
@@ -68,13 +79,20 @@ class MemoryBus:
     async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
         if not self._available:
             raise BusUnavailable("the in-process bus is in a simulated outage")
+        topics: set[str] = set()
         for m in messages:
             partitions = self._log(m.topic)
             p = partition_for(m.key, len(partitions))
             key = m.key if isinstance(m.key, bytes) else m.key.encode()
             partitions[p].append(RawRecord(m.topic, p, len(partitions[p]), key, m.value, tuple(m.headers)))
-        async with self._appended:
-            self._appended.notify_all()
+            self._outstanding += len(self._groups.get(m.topic, ()))
+            topics.add(m.topic)
+        self._published += len(messages)
+        if self._outstanding:
+            self._settled.clear()
+        for topic in topics:
+            for wake in self._wakes.get(topic, ()):
+                wake.set()
 
     def backlog(self) -> int:
         """Messages published and not yet handled (committed) by every group subscribed to
@@ -85,16 +103,26 @@ class MemoryBus:
 
     def published(self) -> int:
         """How many messages were ever published (all topics)."""
-        return sum(len(partition) for partitions in self._logs.values() for partition in partitions)
+        return self._published
 
-    async def idle(self, poll_s: float = 0.0005) -> None:
+    async def idle(self) -> None:
         """Wait until every group has handled every message published so far (a simulated
-        clock moves on only once what the last step published has been consumed)."""
-        while self.backlog():
+        clock moves on only once what the last step published has been consumed). Woken by
+        the consumers' commits, not by polling."""
+        while self._outstanding:
             for task in self._tasks:
                 if task.done():
                     raise BusUnavailable(f"{task.get_name()} has stopped; the bus cannot become idle")
-            await asyncio.sleep(poll_s)
+            await self._settled.wait()
+            if self._outstanding:
+                self._settled.clear()
+
+    def _commit(self, group: str, topic: str, partition: int, offset: int) -> None:
+        key = (group, topic, partition)
+        self._outstanding -= offset - self._committed.get(key, 0)
+        self._committed[key] = offset
+        if not self._outstanding:
+            self._settled.set()
 
     def messages(self, topic: str) -> list[Message]:
         """Everything ever published to a topic, partition by partition (for tests and replay)."""
@@ -103,13 +131,20 @@ class MemoryBus:
 
     async def start(self) -> None:
         self._started = True
+        self._outstanding = self.backlog()
+        self._wakes = {}
         members: dict[str, list[Subscription]] = {}
         for sub in self._subscriptions:
             members.setdefault(sub.group, []).append(sub)
         for group, subs in members.items():
             for index, sub in enumerate(subs):
-                self._tasks.append(asyncio.create_task(self._consume(sub, index, len(subs)),
-                                                       name=f"consumer:{group}:{index}"))
+                wake = asyncio.Event()
+                for topic in sub.topics:
+                    self._wakes.setdefault(topic, []).append(wake)
+                task = asyncio.create_task(self._consume(sub, index, len(subs), wake),
+                                           name=f"consumer:{group}:{index}")
+                task.add_done_callback(lambda _: self._settled.set())
+                self._tasks.append(task)
 
     async def stop(self) -> None:
         await cancel_and_wait(self._tasks)
@@ -128,20 +163,24 @@ class MemoryBus:
                 if p % members != member:
                     continue  # another member of the group owns this partition
                 offset = self._committed.get((sub.group, topic, p), 0)
-                pending = partition[offset:]
-                self._metrics.consumer_lag.labels(topic, str(p), sub.group).set(len(pending))
+                pending = len(partition) - offset
+                gauge = self._lag.get((topic, p, sub.group))
+                if gauge is None:
+                    gauge = self._lag[(topic, p, sub.group)] = self._metrics.consumer_lag.labels(
+                        topic, str(p), sub.group)
+                gauge.set(pending)  # type: ignore[attr-defined]
                 if pending:
-                    batch.append((topic, p, pending[:500]))
+                    batch.append((topic, p, partition[offset:offset + 500]))
         return batch
 
-    async def _consume(self, sub: Subscription, member: int, members: int) -> None:
+    async def _consume(self, sub: Subscription, member: int, members: int, wake: asyncio.Event) -> None:
         backoff = 0.0
         while True:
             still_running()
+            wake.clear()  # before looking: a publish from here on sets it again
             batch = self._next_batch(sub, member, members)
             if not batch:
-                async with self._appended:
-                    await self._appended.wait_for(lambda: bool(self._next_batch(sub, member, members)))
+                await wake.wait()
                 continue
             waiting = False
             for topic, p, records in batch:
@@ -156,7 +195,7 @@ class MemoryBus:
                         waiting = True
                         continue
                     if whole:
-                        self._committed[(sub.group, topic, p)] = records[-1].offset + 1
+                        self._commit(sub.group, topic, p, records[-1].offset + 1)
                         continue
                 for record in records:
                     try:
@@ -167,7 +206,7 @@ class MemoryBus:
                         log.warning("%s@%d/%d for %s is tried again: %s", topic, p, record.offset, sub.group, error)
                         waiting = True
                         break
-                    self._committed[(sub.group, topic, p)] = record.offset + 1
+                    self._commit(sub.group, topic, p, record.offset + 1)
             if waiting:
                 backoff = min(self._policy.backoff_max_s, max(self._policy.backoff_initial_s, backoff * 2))
                 await asyncio.sleep(backoff)

@@ -83,12 +83,32 @@ def compare(a: Any, b: Any) -> int:
 
 
 def same(a: Any, b: Any) -> bool:
-    """MongoDB equality: same BSON type (numbers are one type) and value, field order included."""
-    return compare(a, b) == 0
+    """MongoDB equality: same BSON type (numbers are one type) and value, field order included.
+    Documents and arrays are walked without ordering them (shared parts, as a copy-on-write
+    update leaves them, compare by identity), which is all equality needs."""
+    if a is b:
+        return True
+    kind = type(a)
+    if kind is not type(b) or kind not in _CONTAINERS:
+        return compare(a, b) == 0
+    if len(a) != len(b):
+        return False
+    if kind is dict:
+        return all(ka == kb and same(va, vb) for (ka, va), (kb, vb) in zip(a.items(), b.items(), strict=True))
+    return all(same(x, y) for x, y in zip(a, b, strict=True))
+
+
+_CONTAINERS = (dict, list)
 
 
 def copy_document(value: Any) -> Any:
-    """Deep copy for JSON-like values (much faster than copy.deepcopy)."""
+    """Deep copy for JSON-like values (much faster than copy.deepcopy): scalars are shared,
+    only dicts and lists are rebuilt (checked by exact type, without a call per scalar)."""
+    kind = type(value)
+    if kind is dict:
+        return {k: copy_document(v) if type(v) in _CONTAINERS else v for k, v in value.items()}
+    if kind is list:
+        return [copy_document(v) if type(v) in _CONTAINERS else v for v in value]
     if isinstance(value, dict):
         return {k: copy_document(v) for k, v in value.items()}
     if isinstance(value, list):

@@ -9,6 +9,7 @@ from typing import Any
 
 from services.runtime.store.base import BulkResult, Document, DuplicateKeyError, Filter, Sort, UpdateOp
 from services.runtime.store.matching import (
+    _equals,
     apply_update,
     copy_document,
     equality_seed,
@@ -85,8 +86,9 @@ class MemoryCollection:
         return result
 
     def _matching(self, filter: Filter) -> list[Document]:
-        """Documents matching ``filter``; an ``_id`` condition narrows the search first (by
-        lookup, as the FerretDB build's _id push-down does), then the rest of the filter."""
+        """Documents matching ``filter``; an ``_id`` condition (a value or ``$in``) is answered
+        from the ``_id`` map, each hit checked against the value it was looked up by (a dict
+        lookup finds ``_id`` 1 for True, MongoDB does not) and the rest of the filter."""
         by_id = filter.get("_id")
         if by_id is None:
             return [d for d in self._docs.values() if matches(d, filter)]
@@ -100,9 +102,9 @@ class MemoryCollection:
         found: dict[int, Document] = {}
         for wanted in ids:
             doc = self._docs.get(wanted)
-            # same(): a dict lookup finds _id 1 for True, MongoDB does not
-            if doc is not None and same(doc["_id"], wanted) and (not rest or matches(doc, rest)):
-                found.setdefault(id(doc), doc)
+            if doc is not None and id(doc) not in found and _equals(doc["_id"], wanted) and \
+                    (not rest or matches(doc, rest)):
+                found[id(doc)] = doc
         return list(found.values())
 
     async def find_one(self, filter: Filter, projection: Sequence[str] | None = None) -> Document | None:
@@ -119,7 +121,7 @@ class MemoryCollection:
     ) -> list[Document]:
         found = self._matching(filter)
         if sort:
-            found.sort(key=sort_key(sort))
+            _sort(found, sort)
         if limit:
             found = found[:limit]
         return [project(d, projection) for d in found]  # type: ignore[arg-type]
@@ -188,6 +190,20 @@ class MemoryCollection:
             for key in doomed:
                 self._unindex(self._docs.pop(key))
             return len(doomed)
+
+
+def _sort(docs: list[Document], sort: Sort) -> None:
+    """``docs`` in ``sort`` order: by one field whose values are all strings (``_id`` mostly)
+    with Python's own comparison, which orders strings as BSON does; otherwise value by value
+    as MongoDB compares them."""
+    if len(sort) == 1:
+        field, direction = sort[0]
+        values = [get_path(d, field) for d in docs]
+        if all(type(v) is str for v in values):
+            order = sorted(range(len(docs)), key=values.__getitem__, reverse=direction < 0)
+            docs[:] = [docs[i] for i in order]
+            return
+    docs.sort(key=sort_key(sort))
 
 
 class MemoryStore:
