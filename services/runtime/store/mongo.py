@@ -11,10 +11,10 @@ once the server is back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+import functools
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import pymongo
 from pymongo import AsyncMongoClient, ReturnDocument, UpdateOne
@@ -33,6 +33,7 @@ from services.runtime.store.base import (
 )
 from services.runtime.telemetry import Telemetry, store_command_listener
 
+T = TypeVar("T")
 _DUPLICATE_KEY = 11000
 BULK_STATEMENTS = 90
 """Statements per bulk write command: stock FerretDB 1.24 hangs on an update command of 100 or
@@ -96,20 +97,44 @@ class _Where:
         self.timeout_s = timeout_s
         self.query_timeout_s = query_timeout_s
         self.probe = probe
+        self._ping: asyncio.Future[Any] | None = None
 
-    @contextlib.asynccontextmanager
-    async def query(self, filter: Filter | None) -> AsyncIterator[None]:
-        """A filter other than a lone ``_id`` may need a scan (FerretDB 1.x always scans for
-        one), and a bulk write (``filter`` None) carries many documents: these get
-        ``query_timeout_s`` instead of the short operation limit, after a ping under the short
-        limit (so an unreachable or hung store still answers at once)."""
+    async def query(self, filter: Filter | None, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run ``operation``. A filter other than a lone ``_id`` may need a scan (FerretDB 1.x
+        always scans for one), and a bulk write (``filter`` None) carries many documents: these
+        get ``query_timeout_s`` instead of the short operation limit, with a ping under the
+        short limit beside them, so an unreachable or hung store still answers at once (a ping
+        that fails ends the wait with its reason; the operation, abandoned, ends by its own
+        limit). Beside, not before: a ping first cost every bulk write a round trip, a third of
+        a batch's time on a busy FerretDB. Operations in flight together share one ping."""
         if self.query_timeout_s is None or (filter is not None and _by_id(filter)):
-            yield
-            return
-        if self.probe is not None:
-            await self.probe()
+            return await operation()
+        if self.probe is None:
+            with pymongo.timeout(self.query_timeout_s):
+                return await operation()
+        probe = self._probe()
         with pymongo.timeout(self.query_timeout_s):
-            yield
+            work = asyncio.ensure_future(operation())  # the task keeps the longer limit
+        try:
+            await asyncio.wait((work, probe), return_when=asyncio.FIRST_COMPLETED)
+            if not work.done():
+                failure = None if probe.cancelled() else probe.exception()
+                if failure is not None:
+                    raise failure
+            return await work  # the store answered the ping: the operation has its longer limit
+        except BaseException:
+            if not work.done():
+                work.cancel()  # PyMongo may carry on until its own limit: retrieve what it raises
+                work.add_done_callback(lambda w: w.cancelled() or w.exception())
+            raise
+
+    def _probe(self) -> asyncio.Future[Any]:
+        """The ping in flight, or a new one."""
+        if self._ping is None or self._ping.done() or self._ping.get_loop() is not asyncio.get_running_loop():
+            assert self.probe is not None
+            self._ping = asyncio.ensure_future(self.probe())
+            self._ping.add_done_callback(lambda p: p.cancelled() or p.exception())  # retrieved: no warning
+        return self._ping
 
     def unavailable(self, reason: str) -> StoreUnavailable:
         within = f" within {self.timeout_s} s" if self.timeout_s is not None else ""
@@ -147,8 +172,8 @@ class MongoCollection:
             if not docs:
                 return BulkResult()
             try:
-                async with self._where.query(None):  # a bulk write: the longer limit
-                    result = await self._c.insert_many([dict(d) for d in docs], ordered=False)
+                result = await self._where.query(None, lambda: self._c.insert_many(  # a bulk write
+                    [dict(d) for d in docs], ordered=False))
                 return BulkResult(inserted=len(result.inserted_ids))
             except BulkWriteError as e:
                 dupes = _duplicates(e)
@@ -167,18 +192,16 @@ class MongoCollection:
         projection: Sequence[str] | None = None,
     ) -> list[Document]:
         with self._where.guard():
-            async with self._where.query(filter):
-                cursor = self._c.find(dict(filter), projection=list(projection) if projection else None)
-                if sort:
-                    cursor = cursor.sort(list(sort))
-                if limit:
-                    cursor = cursor.limit(limit)
-                return await cursor.to_list(None)
+            cursor = self._c.find(dict(filter), projection=list(projection) if projection else None)
+            if sort:
+                cursor = cursor.sort(list(sort))
+            if limit:
+                cursor = cursor.limit(limit)
+            return await self._where.query(filter, lambda: cursor.to_list(None))
 
     async def count(self, filter: Filter) -> int:
         with self._where.guard():
-            async with self._where.query(filter):
-                return await self._c.count_documents(dict(filter))
+            return await self._where.query(filter, lambda: self._c.count_documents(dict(filter)))
 
     async def find_one_and_update(
         self, filter: Filter, update: Mapping[str, Any], *, upsert: bool = False
@@ -206,8 +229,8 @@ class MongoCollection:
                 return BulkResult()
             total = BulkResult()
             for start in range(0, len(ops), BULK_STATEMENTS):
-                async with self._where.query(None):  # a bulk write: the longer limit
-                    part = await self._bulk_update(ops[start:start + BULK_STATEMENTS])
+                part = await self._where.query(  # a bulk write: the longer limit
+                    None, functools.partial(self._bulk_update, ops[start:start + BULK_STATEMENTS]))
                 total.matched += part.matched
                 total.modified += part.modified
                 total.upserted += part.upserted
@@ -225,11 +248,15 @@ class MongoCollection:
                               upserted=d.get("nUpserted", 0), duplicate_indexes=dupes)
         return BulkResult(matched=r.matched_count, modified=r.modified_count, upserted=r.upserted_count)
 
+    async def update_many(self, filter: Filter, update: Mapping[str, Any]) -> BulkResult:
+        with self._where.guard():
+            r = await self._where.query(None, lambda: self._c.update_many(dict(filter), dict(update)))
+            return BulkResult(matched=r.matched_count, modified=r.modified_count)
+
     async def delete_many(self, filter: Filter) -> int:
         with self._where.guard():
-            async with self._where.query(filter):
-                r = await self._c.delete_many(dict(filter))
-                return r.deleted_count
+            r = await self._where.query(filter, lambda: self._c.delete_many(dict(filter)))
+            return r.deleted_count
 
 
 class MongoStore:
