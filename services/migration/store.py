@@ -4,6 +4,7 @@ awaiting a replacement, so waves and pairing read sites by ``_id`` instead of fi
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -99,6 +100,44 @@ class Policies(Repository[Policy]):
         if self._cached is None or self._cached.version != doc.get("version"):
             self._cached = await self.load(POLICY_KEY)
         return self._cached
+
+
+COUNTS_KEY = "devices"
+
+
+def tally(before: DeviceRecord | None, after: DeviceRecord | None) -> Counter[str]:
+    """How a record going from ``before`` to ``after`` changes the counts (``readiness.<outcome>``,
+    ``saga.<state>``): empty when neither its verdict nor its saga state changed."""
+    delta: Counter[str] = Counter()
+    for record, sign in ((before, -1), (after, 1)):
+        if record is None:
+            continue
+        if record.readiness is not None:
+            delta[f"readiness.{record.readiness.outcome.value}"] += sign
+        if record.saga is not None:
+            delta[f"saga.{record.saga.state.value}"] += sign
+    return Counter({k: v for k, v in delta.items() if v})
+
+
+class Counts:
+    """``{_id: "devices", readiness: {outcome: n}, saga: {state: n}}``: devices by readiness
+    outcome and by saga state, kept by ``$inc`` as records change (one write per batch or
+    change), so the gauges read one document by ``_id`` instead of counting the records. A
+    process that stops between a record's write and its count's leaves that change uncounted."""
+
+    def __init__(self, store: Store) -> None:
+        self.collection: Collection = store.collection("migration_counts")
+
+    async def add(self, delta: Counter[str]) -> None:
+        changes = {k: v for k, v in delta.items() if v}
+        if changes:
+            await self.collection.update_one({"_id": COUNTS_KEY}, {"$inc": changes}, upsert=True)
+
+    async def get(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(devices by readiness outcome, devices by saga state)."""
+        doc = await self.collection.find_one({"_id": COUNTS_KEY}) or {}
+        return ({str(k): int(v) for k, v in (doc.get("readiness") or {}).items()},
+                {str(k): int(v) for k, v in (doc.get("saga") or {}).items()})
 
 
 @dataclass(frozen=True)
