@@ -115,7 +115,8 @@ async def test_a_wave_migrates_its_devices_and_inventory_shows_the_new_os(
     assert {s: _gauge(metrics, "migration_saga_devices", "state", s) for s in (
         "scheduled", "backed_up", "os_deployed", "verified", "failed", "unscheduled")} == dict.fromkeys(
         ("scheduled", "backed_up", "os_deployed", "verified", "failed", "unscheduled"), 0)
-    assessed = {o: _gauge(metrics, "migration_devices", "readiness", o) for o in ("upgrade_in_place", "already_compliant")}
+    assessed = {o: _gauge(metrics, "migration_devices", "readiness", o)
+                for o in ("upgrade_in_place", "already_compliant")}
     assert sum(assessed.values()) == 3, assessed  # compliant once inventory announces the new OS
 
     async def inventory_follows() -> bool:
