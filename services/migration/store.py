@@ -21,9 +21,9 @@ from services.runtime.store import Collection, Document, Store, UpdateOp
 SOURCE = "/estate/migration"
 ASSET_TAG_PATTERN = r"^[A-Z0-9][A-Z0-9-]{2,31}$"
 WAVE_ID_PATTERN = r"^W-[0-9A-F]{8}$"
-IN_CHUNK = 100
-"""Device records read per ``_id $in`` query (a lookup by ``_id`` has the short operation time
-limit: 250 at once timed out at 2 s on a loaded FerretDB)."""
+IN_CHUNK = 500
+"""Device records read per ``_id $in`` query (one that long has the store's query limit, not
+the short lookup limit: 250 at once had timed out at 2 s on a loaded FerretDB)."""
 
 
 class DeviceRecords(Repository[DeviceRecord]):
