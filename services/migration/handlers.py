@@ -24,7 +24,7 @@ from contracts.procurement import DeliveryReceivedV1
 from services.migration import domain
 from services.migration.domain import DeviceRecord, Policy, PolicySpec, Revised, Wave, WaveSpec
 from services.migration.executor import StepExecutor
-from services.migration.store import Counts, DeviceRecords, Placement, Policies, Sites, Waves, tally
+from services.migration.store import IN_CHUNK, Counts, DeviceRecords, Placement, Policies, Sites, Waves, tally
 from services.runtime.changes import Change
 from services.runtime.clock import Clock
 from services.runtime.errors import Conflict, FieldError, InvalidInput
@@ -300,8 +300,14 @@ class MigrationHandlers:
             sites.update((str(d["_id"]), d) for d in found)
         kinds = {k.value for k in (spec.kinds or policy.scope)}
         tags = sorted(t for d in sites.values() for t, k in (d.get("ready") or {}).items() if k in kinds)
-        records = await self.devices.load_many(tags)
-        free = [t for t in tags if t in records and _plannable(records[t])]
+        records: dict[str, DeviceRecord] = {}
+        free: list[str] = []
+        for start in range(0, len(tags), IN_CHUNK):  # only as many records as the wave can take
+            if spec.max_devices is not None and len(free) >= spec.max_devices:
+                break
+            chunk = tags[start:start + IN_CHUNK]
+            records.update(read := await self.devices.load_many(chunk))
+            free += [t for t in chunk if t in read and _plannable(read[t])]
         if spec.max_devices is not None:
             free = free[:spec.max_devices]
         if spec.gate is not None:
