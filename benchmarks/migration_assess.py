@@ -224,10 +224,14 @@ async def main() -> None:
             assert plan.status_code == 201, plan.text[:500]
             wave_id, size = plan.json()["wave"]["wave_id"], len(plan.json()["wave"]["devices"])
             plan_s = time.perf_counter() - planned_at
-            while (wave := (await http.get(f"{migration_url}/migration/waves/{wave_id}")).json())[
-                    "wave"]["state"] != "completed":
-                if time.perf_counter() - planned_at > 900:
-                    raise SystemExit(f"wave not completed after 900 s: {wave['progress']}")
+            print(f"wave planned               {size} devices in {plan_s:.2f} s (each scheduled, one write each)",
+                  flush=True)
+            while True:
+                answer = await http.get(f"{migration_url}/migration/waves/{wave_id}")
+                if answer.status_code == 200 and (wave := answer.json())["wave"]["state"] == "completed":
+                    break
+                if time.perf_counter() - planned_at > 1800:  # a 503 (store busy) is asked again
+                    raise SystemExit(f"wave not completed after 1800 s: {answer.text[:300]}")
                 await asyncio.sleep(0.1)
             wave_s = time.perf_counter() - planned_at
             # inventory follows: wait until every migrated device shows its new state there
@@ -254,7 +258,6 @@ async def main() -> None:
         await client.drop_database(settings.mongo_database)
         await client.close()
 
-    print(f"wave planned               {size} devices in {plan_s:.2f} s (each scheduled, one write each)")
     print(f"wave through every step    {wave_s:6.2f} s  {size / wave_s:8.0f} sagas/s "
           f"(migrated {wave['progress']['migrated']}, failed {wave['progress']['failed']}; "
           f"failure rate {args.failure_rate})")
