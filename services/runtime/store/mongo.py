@@ -103,7 +103,6 @@ class _Where:
         self.timeout_s = timeout_s
         self.query_timeout_s = query_timeout_s
         self.probe = probe
-        self._ping: asyncio.Future[Any] | None = None
 
     async def query(self, filter: Filter | None, operation: Callable[[], Awaitable[T]]) -> T:
         """Run ``operation``. A filter other than a lone ``_id`` may need a scan (FerretDB 1.x
@@ -118,29 +117,9 @@ class _Where:
         if self.probe is None:
             with pymongo.timeout(self.query_timeout_s):
                 return await operation()
-        probe = self._probe()
+        await self.probe()
         with pymongo.timeout(self.query_timeout_s):
-            work = asyncio.ensure_future(operation())  # the task keeps the longer limit
-        try:
-            await asyncio.wait((work, probe), return_when=asyncio.FIRST_COMPLETED)
-            if not work.done():
-                failure = None if probe.cancelled() else probe.exception()
-                if failure is not None:
-                    raise failure
-            return await work  # the store answered the ping: the operation has its longer limit
-        except BaseException:
-            if not work.done():
-                work.cancel()  # PyMongo may carry on until its own limit: retrieve what it raises
-                work.add_done_callback(lambda w: w.cancelled() or w.exception())
-            raise
-
-    def _probe(self) -> asyncio.Future[Any]:
-        """The ping in flight, or a new one."""
-        if self._ping is None or self._ping.done() or self._ping.get_loop() is not asyncio.get_running_loop():
-            assert self.probe is not None
-            self._ping = asyncio.ensure_future(self.probe())
-            self._ping.add_done_callback(lambda p: p.cancelled() or p.exception())  # retrieved: no warning
-        return self._ping
+            return await operation()
 
     def unavailable(self, reason: str) -> StoreUnavailable:
         within = f" within {self.timeout_s} s" if self.timeout_s is not None else ""
