@@ -88,6 +88,11 @@ class EstateSize:
     tablets: int = 2_500
     cameras: int = 1_000
 
+    def scaled(self, fraction: float) -> EstateSize:
+        """The same mix at ``fraction`` of the size (each kind rounded, at least one)."""
+        return EstateSize(*(max(1, round(n * fraction)) for n in (
+            self.xp_desktops, self.win7_desktops, self.laptops, self.tablets, self.cameras)))
+
 
 def _hardware(p: HardwareProfile, rng: random.Random) -> dict[str, object]:
     return {"model": p.model, "cpu_model": p.cpu_model, "cpu_arch": p.cpu_arch, "cpu_cores": p.cpu_cores,
@@ -172,5 +177,5 @@ def as_rows(specs: Iterable[DeviceSpec]) -> Iterator[ParsedRow]:
         yield ParsedRow(line, spec=spec)
 
 
-async def load_sample_estate(handlers, seed: int) -> None:  # type: ignore[no-untyped-def]
-    await handlers.import_rows(as_rows(generate(seed)))
+async def load_sample_estate(handlers, seed: int, fraction: float = 1.0) -> None:  # type: ignore[no-untyped-def]
+    await handlers.import_rows(as_rows(generate(seed, EstateSize().scaled(fraction))))

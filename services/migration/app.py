@@ -4,7 +4,7 @@ wave job. ``create_app(settings)`` runs it on its own."""
 from __future__ import annotations
 
 from fastapi import FastAPI
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -29,6 +29,8 @@ class MigrationSettings(BaseSettings):
 
     load_sample_policy: bool = True
     """Set the sample policy (Windows 8.1, the programme's choice) at start when none is stored."""
+    counts_interval_s: float = Field(default=5.0, gt=0)
+    """How often the gauges of devices by readiness and by saga state read the stored counts."""
     wave_interval_s: float = Field(default=5.0, gt=0)
     """How often the wave job runs (each run reads the clock: a day passes when the clock says so)."""
     saga_max_attempts: int = Field(default=3, ge=1, le=10)
@@ -46,6 +48,17 @@ class MigrationMetrics(MigrationObserver):
                                ["step", "outcome"], registry=registry)
         self.sagas = Counter("migration_sagas_ended_total", "Sagas ended, by final state", ["state"],
                              registry=registry)
+
+        self.by_readiness = Gauge("migration_devices", "Devices by readiness outcome (from the counts projection)",
+                                  ["readiness"], registry=registry)
+        self.by_saga = Gauge("migration_saga_devices", "Devices by saga state (from the counts projection)",
+                             ["state"], registry=registry)
+
+    def counted(self, readiness: dict[str, int], sagas: dict[str, int]) -> None:
+        for outcome in Readiness:
+            self.by_readiness.labels(outcome.value).set(readiness.get(outcome.value, 0))
+        for state in SagaState:
+            self.by_saga.labels(state.value).set(sagas.get(state.value, 0))
 
     def assessed(self, outcome: Readiness) -> None:
         self.assessments.labels(outcome.value).inc()
@@ -73,6 +86,7 @@ async def setup(runtime: Runtime) -> None:
         # Before consumers start (not in the background): every device event then meets a policy.
         await handlers.set_policy(sample_policy())
     runtime.run_periodically("migration waves", settings.wave_interval_s, handlers.advance)
+    runtime.run_periodically("migration counts", settings.counts_interval_s, handlers.refresh_counts)
 
 
 def unit() -> ServiceUnit:

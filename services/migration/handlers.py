@@ -8,7 +8,8 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -23,7 +24,7 @@ from contracts.procurement import DeliveryReceivedV1
 from services.migration import domain
 from services.migration.domain import DeviceRecord, Policy, PolicySpec, Revised, Wave, WaveSpec
 from services.migration.executor import StepExecutor
-from services.migration.store import IN_CHUNK, DeviceRecords, Placement, Policies, Sites, Waves
+from services.migration.store import IN_CHUNK, Counts, DeviceRecords, Placement, Policies, Sites, Waves, tally
 from services.runtime.changes import Change
 from services.runtime.clock import Clock
 from services.runtime.errors import Conflict, FieldError, InvalidInput
@@ -48,6 +49,7 @@ class MigrationObserver:
     def assessed(self, outcome: Readiness) -> None: ...
     def step(self, step: str, ok: bool, seconds: float) -> None: ...
     def saga_ended(self, state: SagaState) -> None: ...
+    def counted(self, readiness: dict[str, int], sagas: dict[str, int]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,7 @@ class MigrationHandlers:
         self.waves = waves
         self.policies = policies
         self.sites = Sites(store)
+        self.counts = Counts(store)
         self._clock = clock
         self._executor = executor
         self._max_attempts = max_attempts
@@ -130,7 +133,7 @@ class MigrationHandlers:
             before[:] = [r]
             return domain.reassess(r, policy, self._clock.now())
 
-        after = await self.devices.mutate(tag, None, decide)
+        after = await self._mutate(tag, None, decide)
         await self._project(before[0] if before else None, after, policy)
 
     # -- devices from inventory -----------------------------------------------------------
@@ -151,8 +154,9 @@ class MigrationHandlers:
                     after = await self.devices.insert(change)
                 except AlreadyStored:
                     continue  # a concurrent delivery stored it first: decide on what it stored
+                await self.counts.add(tally(None, after))
             else:
-                after = await self.devices.mutate(
+                after = await self._mutate(
                     device.asset_tag, None,
                     lambda r: domain.observe(r, device, policy, self._clock.now()) or Change(r))
             await self._project(record, after, policy)
@@ -217,6 +221,7 @@ class MigrationHandlers:
         landed = {t for i, t in enumerate(new_tags) if i not in refused} | await self.devices.write_many(writes)
         await self.sites.apply([p for tag in landed for before, after in steps[tag]
                                 for p in self._placements(before, after, policy)])
+        await self.counts.add(_total(tally(records.get(t), steps[t][-1][1]) for t in landed))
         return [t for t in steps if t not in landed]
 
     async def _project(self, before: DeviceRecord | None, after: DeviceRecord, policy: Policy | None) -> None:
@@ -267,11 +272,11 @@ class MigrationHandlers:
             old = await self.sites.claim(site, new.asset_tag, new.kind.value)
             if old is None:
                 continue
-            await self.devices.mutate(old, None, lambda r, n=new: _decide(  # type: ignore[misc]
+            await self._mutate(old, None, lambda r, n=new: _decide(  # type: ignore[misc]
                 lambda: domain.pair(r, n.asset_tag, n.kind, self._clock.now())))
 
     async def request_disposal(self, tag: str, record: Sanitisation, expected_version: int | None) -> DeviceRecord:
-        return await self.devices.mutate(tag, expected_version, lambda r: _decide(
+        return await self._mutate(tag, expected_version, lambda r: _decide(
             lambda: domain.request_disposal(r, record, self._clock.now())))
 
     # -- waves ----------------------------------------------------------------------------
@@ -364,9 +369,28 @@ class MigrationHandlers:
             after[record.asset_tag] = change.value
         landed = await self.devices.write_many(writes)
         lost = [w.change.value.asset_tag for w in writes if w.change.value.asset_tag not in landed]
+        await self.counts.add(_total(tally(r, after[r.asset_tag]) for r in records if r.asset_tag in landed))
         if lost:
-            after.update(zip(lost, await _gather(lost, lambda t: self.devices.mutate(t, None, decide)), strict=True))
+            after.update(zip(lost, await _gather(lost, lambda t: self._mutate(t, None, decide)), strict=True))
         return after
+
+    async def _mutate(self, tag: str, expected_version: int | None,
+                      decide: Callable[[DeviceRecord], Change[DeviceRecord]]) -> DeviceRecord:
+        """``devices.mutate``, the change counted (on the record it was decided on)."""
+        seen: list[DeviceRecord] = []
+
+        def counted(record: DeviceRecord) -> Change[DeviceRecord]:
+            seen[:] = [record]
+            return decide(record)
+
+        after = await self.devices.mutate(tag, expected_version, counted)
+        if seen and after is not seen[0]:
+            await self.counts.add(tally(seen[0], after))
+        return after
+
+    async def refresh_counts(self) -> None:
+        """Tell the observer the stored counts (the gauges' values: one read by ``_id``)."""
+        self._observer.counted(*await self.counts.get())
 
     async def wave(self, wave_id: str) -> Wave:
         return await self.waves.get(wave_id)
@@ -478,6 +502,14 @@ class MigrationHandlers:
             if now_saga is not None and now_saga.ended and record.saga is not None and not record.saga.ended:
                 self._observer.saga_ended(now_saga.state)
         return [after.get(r.asset_tag, r) for r in records]
+
+
+def _total(deltas: Iterable[Counter[str]]) -> Counter[str]:
+    """The deltas added up, negative counts kept (``Counter``'s ``+`` drops them)."""
+    total: Counter[str] = Counter()
+    for delta in deltas:
+        total.update(delta)
+    return total
 
 
 def _snapshot(envelope: Envelope) -> DeviceSnapshot:

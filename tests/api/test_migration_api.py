@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -63,6 +64,30 @@ async def test_registered_devices_are_assessed_with_their_blockers(writer: httpx
     assert disposed["readiness"]["outcome"] == "dispose" and disposed["need_id"] == "NEED-MPS-D-700003"
 
 
+def _gauge(text: str, name: str, label: str, value: str) -> float:
+    found = re.findall(rf'^{name}\{{{label}="{value}"\}} (\S+)$', text, re.M)
+    assert len(found) == 1, f"{name}{{{label}={value!r}}} not exported once"
+    return float(found[0])
+
+
+async def test_devices_by_readiness_and_by_saga_state_are_gauges_from_the_stored_counts(
+        app: FastAPI, writer: httpx.AsyncClient) -> None:
+    await writer.post("/devices", json=device_body("MPS-D-700301"))
+    await writer.post("/devices", json=device_body("MPS-D-700302", applications=["NSPIS Custody"]))
+    await writer.post("/devices", json=device_body("MPS-D-700303", hardware={
+        **device_body()["hardware"], "ram_mb": 1024}))
+    await writer.post("/devices", json=device_body("MPS-D-700304", hardware={
+        **device_body()["hardware"], "ram_mb": 1024}))
+    for tag in ("MPS-D-700301", "MPS-D-700302", "MPS-D-700303", "MPS-D-700304"):
+        await _assessed(writer, tag)
+    await app.state.runtime.services["migration"].refresh_counts()
+    text = (await writer.get("/metrics")).text
+    assert {o: _gauge(text, "migration_devices", "readiness", o) for o in (
+        "upgrade_in_place", "replace", "blocked", "dispose", "already_compliant")} == {
+        "upgrade_in_place": 1, "replace": 0, "blocked": 1, "dispose": 2, "already_compliant": 0}
+    assert _gauge(text, "migration_saga_devices", "state", "migrated") == 0
+
+
 async def test_a_wave_migrates_its_devices_and_inventory_shows_the_new_os(
         app: FastAPI, writer: httpx.AsyncClient, clock: FixedClock) -> None:
     tags = [f"MPS-D-70010{i}" for i in range(3)]
@@ -84,6 +109,15 @@ async def test_a_wave_migrates_its_devices_and_inventory_shows_the_new_os(
     wave = (await writer.get(f"/migration/waves/{wave_id}")).json()
     assert wave["wave"]["state"] == "completed", wave
     assert wave["progress"]["migrated"] == 3 and wave["progress"]["success_rate"] == 1.0
+    await handlers.refresh_counts()
+    metrics = (await writer.get("/metrics")).text
+    assert _gauge(metrics, "migration_saga_devices", "state", "migrated") == 3
+    assert {s: _gauge(metrics, "migration_saga_devices", "state", s) for s in (
+        "scheduled", "backed_up", "os_deployed", "verified", "failed", "unscheduled")} == dict.fromkeys(
+        ("scheduled", "backed_up", "os_deployed", "verified", "failed", "unscheduled"), 0)
+    assessed = {o: _gauge(metrics, "migration_devices", "readiness", o)
+                for o in ("upgrade_in_place", "already_compliant")}
+    assert sum(assessed.values()) == 3, assessed  # compliant once inventory announces the new OS
 
     async def inventory_follows() -> bool:
         got = [(await writer.get(f"/devices/{t}")).json() for t in tags]

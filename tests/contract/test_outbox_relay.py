@@ -279,3 +279,98 @@ async def test_a_lease_another_replica_held_meanwhile_is_taken_with_a_scan(store
     await eventually(lambda: c.holds("devices"), timeout=5)
     await eventually(lambda: not c._leases["devices"].needs_scan, timeout=5)  # it scanned
     await c.stop()
+
+
+class ClearRacing:
+    """A store whose ``devices`` reads of outboxes (``_id $in``, or the scan for pending events)
+    answer what they read but hand it over only once the relay's next clear has completed: a
+    read that started before a clear and ends after it, as on a busy server with many
+    connections."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.hold: str | None = None
+        """Which reads to hold: "by_id" or "scan"."""
+        self.held = 0
+        self.cleared = asyncio.Event()
+
+    def collection(self, name: str) -> object:
+        inner = self.inner.collection(name)
+        return _RacingCollection(inner, self) if name == "devices" else inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+class _RacingCollection:
+    def __init__(self, inner: object, owner: ClearRacing) -> None:
+        self.inner, self.owner = inner, owner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    async def find(self, filter: dict[str, object], **options: object) -> list[dict[str, object]]:
+        docs: list[dict[str, object]] = await self.inner.find(filter, **options)  # type: ignore[attr-defined]
+        by_id = isinstance(filter.get("_id"), dict) and "$in" in filter["_id"]  # type: ignore[operator]
+        if self.owner.hold == ("by_id" if by_id else "scan") and docs:
+            self.owner.hold, self.owner.held = None, self.owner.held + 1
+            self.owner.cleared.clear()
+            await asyncio.wait_for(self.owner.cleared.wait(), 10)
+        return docs
+
+    async def update_many(self, filter: dict[str, object], update: dict[str, object]) -> object:
+        result = await self.inner.update_many(filter, update)  # type: ignore[attr-defined]
+        if "$pullAll" in update:
+            self.owner.cleared.set()
+        return result
+
+
+@pytest.mark.parametrize("read", ["by_id", "scan"])
+async def test_a_read_that_spans_a_clear_republishes_nothing(store: Store, read: str) -> None:
+    """The relay reads a document's outbox back (or scans) while it clears what it published:
+    the read shows the entry the clear is removing, and it must not be published again."""
+    bus, racing = FlakyBus(), ClearRacing(store)
+    r = relay(bus, racing)  # type: ignore[arg-type]
+    await r.start()
+    await eventually(lambda: not r._leases["devices"].needs_scan)
+    await insert(racing, r, "N")  # type: ignore[arg-type]
+    assert await r.drain()  # published; cleared once publishing has been quiet a while
+    racing.hold = read
+    if read == "by_id":
+        await change(racing, r, "N", 2)  # type: ignore[arg-type]  # read back before it is published
+    else:
+        await r.scan()
+    await eventually(lambda: racing.held == 1, timeout=10)
+    await r.settle()
+    await r.stop()
+    expected = ["ev-N-1", "ev-N-2"] if read == "by_id" else ["ev-N-1"]
+    assert published_ids(bus) == expected
+    assert await outbox_of(store, "N") == []
+
+
+async def test_a_lease_lost_while_publishing_republishes_nothing(store: Store) -> None:
+    """The lease lapses while a round is in flight (a slow store delays its renewal): what the
+    round published is remembered, so the scan after the lease is back clears it instead."""
+    r: OutboxRelay | None = None
+
+    class LeaseLosingBus(FlakyBus):
+        lost = False
+
+        async def publish(self, messages: Sequence[OutgoingMessage]) -> None:
+            await super().publish(messages)
+            assert r is not None
+            if not self.lost:  # the first round outlives the lease
+                self.lost = True
+                r._hand_over("devices")
+
+    bus = LeaseLosingBus()
+    r = relay(bus, store, lease_s=0.4)
+    await r.start()
+    await eventually(lambda: not r._leases["devices"].needs_scan)
+    await insert(store, r, "P")
+    await eventually(lambda: bus.lost, timeout=10)
+    await eventually(lambda: r.holds("devices") and not r._leases["devices"].needs_scan, timeout=10)
+    await r.settle()
+    await r.stop()
+    assert published_ids(bus) == ["ev-P-1"]
+    assert await outbox_of(store, "P") == []

@@ -104,6 +104,19 @@ async def test_bulk_update_with_version_guards_and_upserts(store: Store) -> None
     assert (await c.find_one({"_id": "G3"}))["site"] == "new"  # type: ignore[index]
 
 
+async def test_update_many_pulls_from_each_listed_document_what_it_holds(store: Store) -> None:
+    c = store.collection("devices")
+    entry = {"id": "e1", "event": "{}"}
+    await c.insert_many([device("U1", outbox=[{"id": "e1", "event": "{}"}, {"id": "e2", "event": "{}"}]),
+                         device("U2", outbox=[{"id": "e3", "event": "{}"}]), device("U3", outbox=[entry])])
+    result = await c.update_many({"_id": {"$in": ["U1", "U2", "U4"]}},
+                                 {"$pullAll": {"outbox": [entry, {"id": "e3", "event": "{}"}]}})
+    assert (result.matched, result.modified) == (2, 2)
+    assert [e["id"] for e in (await c.find_one({"_id": "U1"}))["outbox"]] == ["e2"]  # type: ignore[index]
+    assert (await c.find_one({"_id": "U2"}))["outbox"] == []  # type: ignore[index]
+    assert (await c.find_one({"_id": "U3"}))["outbox"] == [entry]  # type: ignore[index]  # not listed
+
+
 async def test_unset_and_delete(store: Store) -> None:
     c = store.collection("devices")
     await c.insert_many([device("H1", note="x"), device("H2")])

@@ -49,6 +49,11 @@ log = logging.getLogger(__name__)
 
 BATCH_BUDGET_S = 60.0
 """A batch stops after this long and fetches the rest again (max.poll.interval.ms is 300 s)."""
+BATCH_MAX_RECORDS = 2000
+BATCH_FETCH_BYTES = 4 * 2**20
+"""A group with a batch handler fetches up to this many records (and bytes per partition) at
+once: a bigger batch costs its handler fewer writes per message (migration writes each site of
+a batch once, however many of its devices the batch holds)."""
 STALL_AFTER_S = 120.0
 """Readiness fails when a consumer has not polled for this long."""
 FAILING_AFTER_S = 15.0
@@ -199,7 +204,9 @@ class KafkaBus:
         return AIOKafkaConsumer(
             *sub.topics, bootstrap_servers=self._bootstrap, group_id=sub.group,
             client_id=f"{self._client_id}-{sub.group}", enable_auto_commit=False,
-            auto_offset_reset="earliest", max_poll_records=500,
+            auto_offset_reset="earliest",
+            **({"max_poll_records": BATCH_MAX_RECORDS, "max_partition_fetch_bytes": BATCH_FETCH_BYTES}
+               if sub.batch_handler is not None else {"max_poll_records": 500}),
         )
 
     async def stop(self) -> None:

@@ -92,6 +92,12 @@ class Collection(Protocol):
         """Unordered batch of single-document updates, one round trip."""
         ...
 
+    async def update_many(self, filter: Filter, update: Mapping[str, Any]) -> BulkResult:
+        """Apply ``update`` to every document matching ``filter``, one statement (with a lone
+        ``_id $in`` filter: one indexed statement for many documents, where a bulk write of
+        single-document updates costs FerretDB a statement each)."""
+        ...
+
     async def delete_many(self, filter: Filter) -> int: ...
 
 

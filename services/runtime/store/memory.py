@@ -184,6 +184,15 @@ class MemoryCollection:
                 total.upserted += r.upserted
         return total
 
+    async def update_many(self, filter: Filter, update: Mapping[str, Any]) -> BulkResult:
+        total = BulkResult()
+        async with self._lock:
+            for doc in self._matching(filter):
+                _, changed = self._update_doc(doc, update)
+                total.matched += 1
+                total.modified += int(changed)
+        return total
+
     async def delete_many(self, filter: Filter) -> int:
         async with self._lock:
             doomed = [d["_id"] for d in self._matching(filter)]

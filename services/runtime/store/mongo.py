@@ -11,10 +11,10 @@ once the server is back.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+import functools
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import pymongo
 from pymongo import AsyncMongoClient, ReturnDocument, UpdateOne
@@ -33,6 +33,7 @@ from services.runtime.store.base import (
 )
 from services.runtime.telemetry import Telemetry, store_command_listener
 
+T = TypeVar("T")
 _DUPLICATE_KEY = 11000
 BULK_STATEMENTS = 90
 """Statements per bulk write command: stock FerretDB 1.24 hangs on an update command of 100 or
@@ -78,13 +79,19 @@ def _reason(error: Exception) -> str:
     return (rest if colon and ":" in host else text).strip()[:200] or type(error).__name__
 
 
+SHORT_IN = 10
+"""An ``_id $in`` over at most this many keys has the short operation limit; a longer one reads
+as many documents as a small scan (100 records timed out at 2 s on a loaded FerretDB during a
+wave) and gets the query limit, with the ping beside it."""
+
+
 def _by_id(filter: Filter) -> bool:
-    """A lone ``_id`` equality or ``$in``: answered from the ``_id`` index by MongoDB and by the
-    project's FerretDB build (deploy/local/ferretdb.sh, patch 3)."""
+    """A lone ``_id`` equality or a short ``$in``: answered from the ``_id`` index by MongoDB and
+    by the project's FerretDB build (deploy/local/ferretdb.sh, patch 3), quickly."""
     if len(filter) != 1 or "_id" not in filter:
         return False
     value = filter["_id"]
-    return not isinstance(value, Mapping) or (list(value) == ["$in"] and len(value["$in"]) <= 10_000)
+    return not isinstance(value, Mapping) or (list(value) == ["$in"] and len(value["$in"]) <= SHORT_IN)
 
 
 class _Where:
@@ -97,19 +104,22 @@ class _Where:
         self.query_timeout_s = query_timeout_s
         self.probe = probe
 
-    @contextlib.asynccontextmanager
-    async def query(self, filter: Filter | None) -> AsyncIterator[None]:
-        """A filter other than a lone ``_id`` may need a scan (FerretDB 1.x always scans for
-        one), and a bulk write (``filter`` None) carries many documents: these get
-        ``query_timeout_s`` instead of the short operation limit, after a ping under the short
-        limit (so an unreachable or hung store still answers at once)."""
+    async def query(self, filter: Filter | None, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run ``operation``. A filter other than a lone ``_id`` may need a scan (FerretDB 1.x
+        always scans for one), and a bulk write (``filter`` None) carries many documents: these
+        get ``query_timeout_s`` instead of the short operation limit, with a ping under the
+        short limit beside them, so an unreachable or hung store still answers at once (a ping
+        that fails ends the wait with its reason; the operation, abandoned, ends by its own
+        limit). Beside, not before: a ping first cost every bulk write a round trip, a third of
+        a batch's time on a busy FerretDB. Operations in flight together share one ping."""
         if self.query_timeout_s is None or (filter is not None and _by_id(filter)):
-            yield
-            return
-        if self.probe is not None:
-            await self.probe()
+            return await operation()
+        if self.probe is None:
+            with pymongo.timeout(self.query_timeout_s):
+                return await operation()
+        await self.probe()
         with pymongo.timeout(self.query_timeout_s):
-            yield
+            return await operation()
 
     def unavailable(self, reason: str) -> StoreUnavailable:
         within = f" within {self.timeout_s} s" if self.timeout_s is not None else ""
@@ -147,8 +157,8 @@ class MongoCollection:
             if not docs:
                 return BulkResult()
             try:
-                async with self._where.query(None):  # a bulk write: the longer limit
-                    result = await self._c.insert_many([dict(d) for d in docs], ordered=False)
+                result = await self._where.query(None, lambda: self._c.insert_many(  # a bulk write
+                    [dict(d) for d in docs], ordered=False))
                 return BulkResult(inserted=len(result.inserted_ids))
             except BulkWriteError as e:
                 dupes = _duplicates(e)
@@ -167,18 +177,16 @@ class MongoCollection:
         projection: Sequence[str] | None = None,
     ) -> list[Document]:
         with self._where.guard():
-            async with self._where.query(filter):
-                cursor = self._c.find(dict(filter), projection=list(projection) if projection else None)
-                if sort:
-                    cursor = cursor.sort(list(sort))
-                if limit:
-                    cursor = cursor.limit(limit)
-                return await cursor.to_list(None)
+            cursor = self._c.find(dict(filter), projection=list(projection) if projection else None)
+            if sort:
+                cursor = cursor.sort(list(sort))
+            if limit:
+                cursor = cursor.limit(limit)
+            return await self._where.query(filter, lambda: cursor.to_list(None))
 
     async def count(self, filter: Filter) -> int:
         with self._where.guard():
-            async with self._where.query(filter):
-                return await self._c.count_documents(dict(filter))
+            return await self._where.query(filter, lambda: self._c.count_documents(dict(filter)))
 
     async def find_one_and_update(
         self, filter: Filter, update: Mapping[str, Any], *, upsert: bool = False
@@ -206,8 +214,8 @@ class MongoCollection:
                 return BulkResult()
             total = BulkResult()
             for start in range(0, len(ops), BULK_STATEMENTS):
-                async with self._where.query(None):  # a bulk write: the longer limit
-                    part = await self._bulk_update(ops[start:start + BULK_STATEMENTS])
+                part = await self._where.query(  # a bulk write: the longer limit
+                    None, functools.partial(self._bulk_update, ops[start:start + BULK_STATEMENTS]))
                 total.matched += part.matched
                 total.modified += part.modified
                 total.upserted += part.upserted
@@ -225,11 +233,15 @@ class MongoCollection:
                               upserted=d.get("nUpserted", 0), duplicate_indexes=dupes)
         return BulkResult(matched=r.matched_count, modified=r.modified_count, upserted=r.upserted_count)
 
+    async def update_many(self, filter: Filter, update: Mapping[str, Any]) -> BulkResult:
+        with self._where.guard():
+            r = await self._where.query(None, lambda: self._c.update_many(dict(filter), dict(update)))
+            return BulkResult(matched=r.matched_count, modified=r.modified_count)
+
     async def delete_many(self, filter: Filter) -> int:
         with self._where.guard():
-            async with self._where.query(filter):
-                r = await self._c.delete_many(dict(filter))
-                return r.deleted_count
+            r = await self._where.query(filter, lambda: self._c.delete_many(dict(filter)))
+            return r.deleted_count
 
 
 class MongoStore:
