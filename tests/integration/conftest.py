@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from fastapi import FastAPI
 
@@ -137,6 +137,33 @@ async def read_topic(bootstrap: str, topic: str, want: Callable[[list[ConsumerRe
             if satisfied_at is not None and loop.time() - satisfied_at > 1.0:
                 return records
         raise AssertionError(f"{topic}: wanted records did not arrive in {timeout}s; got {len(records)}")
+    finally:
+        await consumer.stop()
+
+
+async def read_whole_topic(bootstrap: str, topic: str, timeout: float = 120.0) -> list[ConsumerRecord]:
+    """Every record on ``topic`` up to its end offsets as of the call (however many earlier
+    tests left there), read by a plain aiokafka consumer (no group)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        await consumer._client.force_metadata_update()  # noqa: SLF001 - the topic may be new
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            return records
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = {tp: end for tp, end in (await consumer.end_offsets(partitions)).items() if end > 0}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while ends:
+            assert loop.time() < deadline, f"{topic}: not read to its end in {timeout}s; got {len(records)}"
+            for tp, batch in (await consumer.getmany(*ends, timeout_ms=200)).items():
+                records.extend(r for r in batch if r.offset < ends[tp])
+                if batch and batch[-1].offset + 1 >= ends[tp]:
+                    del ends[tp]
+        return records
     finally:
         await consumer.stop()
 

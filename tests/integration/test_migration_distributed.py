@@ -21,7 +21,7 @@ from aiokafka.structs import ConsumerRecord
 
 from contracts.envelope import Envelope
 from services.runtime.settings import Settings
-from tests.integration.conftest import produce, read_topic
+from tests.integration.conftest import produce, read_whole_topic
 from tests.integration.groups import begin_at_end
 from tests.integration.processes import ServiceProcess, start_service
 from tests.integration.test_delivery_guarantees import group_empty
@@ -98,7 +98,7 @@ def json_all(records: list[ConsumerRecord]) -> list[dict[str, Any]]:
 
 
 async def everything(bootstrap: str, topic: str) -> list[ConsumerRecord]:
-    return await read_topic(bootstrap, topic, lambda rs: True)
+    return await read_whole_topic(bootstrap, topic)
 
 
 async def migration_record(http: httpx.AsyncClient, tag: str) -> dict[str, Any] | None:

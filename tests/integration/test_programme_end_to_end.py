@@ -319,7 +319,7 @@ async def test_the_programme_end_to_end_gives_the_figures_computed_from_the_inpu
         async def disposed_in_inventory() -> bool:
             states = {d.tag: (await ok(inventory.get(f"/devices/{d.tag}")))["state"] for d in replaced}
             return states == {t: "disposed" if t in disposed else "retired" for t in states}
-        await eventually(disposed_in_inventory, "inventory disposing of the sanitised devices")
+        await eventually(disposed_in_inventory, "inventory disposing of the sanitised devices", timeout=180)
 
         # -- a wave over the sites migrates the upgradeable devices ----------------------------------------
         upgradeable = sorted(d.tag for d in of["upgrade_in_place"])
