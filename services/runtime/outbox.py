@@ -28,8 +28,8 @@ Duplicates. Publishing is at-least-once. After each acknowledged round the holde
 one record of the event ids it published (``outbox_published``); a relay that takes over
 (after a crash or a lease move) clears those entries instead of publishing them again, so a
 crash republishes at most the round in flight. Clearing is background housekeeping (one
-update statement per 90 documents, their ``_id``s listed, which a bulk import should not wait
-for); every clear is checked, and a
+update statement per document, which a bulk import should not wait for); every clear is
+checked, and a
 clear that matched nothing although the entries are still stored is counted
 (``outbox_clear_misses_total``) and logged.
 
@@ -73,9 +73,12 @@ __all__ = ["OUTBOX", "OutboxRelay", "new_with_outbox", "outbox_entries", "set_wi
 log = logging.getLogger(__name__)
 
 CLEAR_BATCH = 200
-CLEAR_STATEMENT = 90
-"""Documents cleared per statement (``update_many`` over their ``_id``s: about half what a
-statement per document cost on FerretDB)."""
+CLEAR_STATEMENT = 1
+"""Documents cleared per statement. 90 (``update_many`` over their ``_id``s) cost about half
+as much per document on FerretDB, but with it the reporting integration test lost one of 30
+device changes in two of three full-suite runs (never alone): suspected a lost update between
+a many-document clear and a concurrent versioned write on FerretDB, not yet proven. One
+document per statement, as before, until that is settled."""
 CLEAR_AFTER_QUIET_S = 0.5
 """Clearing waits until publishing has been quiet this long: during a bulk import the store's
 time goes to the import, and the clearing catches up afterwards."""

@@ -46,8 +46,8 @@ class RunningService:
 
 
 @asynccontextmanager
-async def serve(settings: Settings) -> AsyncIterator[RunningService]:
-    app = create_app(settings)
+async def uvicorn_serving(app: FastAPI, what: str) -> AsyncIterator[str]:
+    """``app`` in a uvicorn server of its own on 127.0.0.1 (in this process); yields its URL."""
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     task = asyncio.create_task(server.serve())
@@ -57,34 +57,28 @@ async def serve(settings: Settings) -> AsyncIterator[RunningService]:
         await asyncio.sleep(0.05)
     if not server.started:
         task.cancel()
-        pytest.fail("the inventory service did not start; see the log above", pytrace=False)
+        pytest.fail(f"the {what} did not start; see the log above", pytrace=False)
     try:
-        yield RunningService(f"http://127.0.0.1:{port}", settings, app)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         await task
 
 
 @asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[RunningService]:
+    app = create_app(settings)
+    async with uvicorn_serving(app, "inventory service") as url:
+        yield RunningService(url, settings, app)
+
+
+@asynccontextmanager
 async def running(settings: Settings, name: str, **overrides: Any) -> AsyncIterator[str]:
     """One service of the registry in a uvicorn server of its own on 127.0.0.1 (in this
     process); ``overrides`` set the service's own settings. Yields its URL."""
-    app = registry.create_app(settings, [name], setting_overrides=overrides)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(600):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.05)
-    if not server.started:
-        task.cancel()
-        pytest.fail(f"the {name} service did not start; see the log above", pytrace=False)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
+    async with uvicorn_serving(registry.create_app(settings, [name], setting_overrides=overrides),
+                               f"{name} service") as url:
+        yield url
 
 
 def client(url: str, settings: Settings, subject: str | None = None, role: Role = Role.WRITER) -> httpx.AsyncClient:
