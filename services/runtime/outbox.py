@@ -64,6 +64,7 @@ from services.runtime.outbox_entries import (
     outbox_entries,
     set_with_outbox,
 )
+from services.runtime.outbox_gate import gate
 from services.runtime.outbox_messages import messages_for
 from services.runtime.store import Document, Store
 from services.runtime.telemetry import Telemetry
@@ -530,9 +531,10 @@ class OutboxRelay:
     async def _clear_part(self, collection: str, cleared: list[tuple[Any, list[Document]]]) -> None:
         """One statement for many documents: each pulls the entries it holds of those listed
         (event ids are unique, so no document can hold another's)."""
-        result = await self._store.collection(collection).update_many(
-            {"_id": {"$in": [doc_id for doc_id, _ in cleared]}},
-            {"$pullAll": {OUTBOX: [e for _, entries in cleared for e in entries]}})
+        async with gate(self._store, collection).clearing():  # no update of the collection meanwhile
+            result = await self._store.collection(collection).update_many(
+                {"_id": {"$in": [doc_id for doc_id, _ in cleared]}},
+                {"$pullAll": {OUTBOX: [e for _, entries in cleared for e in entries]}})
         if result.modified < len(cleared):
             await self._check_missed(collection, cleared)
         self._clears += 1
