@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from services.cli.browser import Browser, BrowserError
+from services.cli.problems import describe
 
 
 class ReportFailed(Exception):
@@ -37,13 +38,9 @@ def fetch(http: httpx.Client, as_of: date | None = None) -> str:
     except httpx.TransportError as error:
         raise ReportFailed(f"the platform isn't reachable at {http.base_url} ({error})") from error
     if response.status_code != 200:
-        try:
-            detail = str(response.json().get("detail", ""))
-        except ValueError:
-            detail = response.text[:200]
         hint = " (a reader token: estate token --role reader, or ESTATE_TOKEN)" if response.status_code in (
             401, 403) else ""
-        raise ReportFailed(f"GET /report: HTTP {response.status_code}: {detail}{hint}")
+        raise ReportFailed(f"GET /report: {describe(response)}{hint}")
     if not response.headers.get("content-type", "").startswith("text/html"):
         raise ReportFailed(f"GET /report answered {response.headers.get('content-type')}, not HTML")
     return response.text

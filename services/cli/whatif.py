@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 from rich.table import Table
 
+from services.cli.problems import describe
+
 
 class WhatIfFailed(Exception):
     pass
@@ -69,13 +71,7 @@ def ask(http: httpx.Client, body: dict[str, Any]) -> dict[str, Any]:
     except httpx.TransportError as error:
         raise WhatIfFailed(f"the platform isn't reachable at {http.base_url} ({error})") from error
     if response.status_code != 200:
-        try:
-            problem = response.json()
-            detail = problem.get("detail", "")
-            where = "; ".join(f"{e['location']}: {e['message']}" for e in problem.get("errors") or [])
-        except ValueError:
-            detail, where = response.text[:200], ""
-        raise WhatIfFailed(f"HTTP {response.status_code}: {detail}" + (f" ({where})" if where else ""))
+        raise WhatIfFailed(describe(response))
     answer: dict[str, Any] = response.json()
     if answer.get("result") is None:
         raise WhatIfFailed(f"no answer: {answer.get('note')}")
