@@ -78,29 +78,60 @@ die() { log "ERROR: $*"; exit 1; }
 #     distinct, aggregate $match, update, delete, findAndModify) re-checks each fetched
 #     document against the whole filter, and limits are pushed down only for empty
 #     filters, so fetching a superset cannot change results.
+#  5-7. Lost updates. An update, findAndModify or delete statement reads the matching
+#     documents, applies the change in Go and writes each document back by _id, with no
+#     check that it is still the one read. Two statements on one document at once (the
+#     outbox relay's $pullAll and a versioned $set) could both be acknowledged while the
+#     later write-back silently dropped the other's change: benchmarks/ferretdb_lost_update.py
+#     lost 6-23 of 1,500 such writes. MongoDB is atomic per document. The added
+#     estate_lock.go holds one lock per collection from each such statement's read to its
+#     last write (the delete and findAndModify patches also defer the release, so a panic
+#     cannot leave the lock held); inserts and reads do not take it. Cost: statements
+#     writing one collection run one at a time, which SQLite's single writer mostly did
+#     already. tests/integration/test_store_atomic_update.py fails without it.
 PATCHES="${FERRETDB_PATCHES:-1}"
 PATCH_FILES=(
     internal/backends/sqlite/metadata/metadata.go
     internal/handler/msg_update.go
     internal/backends/sqlite/collection.go
     internal/backends/sqlite/collection.go
+    internal/handler/msg_update.go
+    internal/handler/msg_findandmodify.go
+    internal/handler/msg_delete.go
 )
-PATCH_COUNTS=(1 1 2 1)
+PATCH_COUNTS=(1 1 2 1 1 1 1)
 PATCH_FROMS=(
     "IDColumn = DefaultColumn + \"->'\$._id'\""
     'result, err := common.UpdateDocument(ctx, c, "update", iter, &u)'
     'if params.Filter.Len() == 1 {'
     'sortPushdown := orderByClause != ""'
+    'res, err := c.Query(ctx, &qp)'
+    'queryRes, err := c.Query(ctx, &qp)'
+    'd, err = h.execDelete(connCtx, c, &p)'
 )
 PATCH_TOS=(
     'IDColumn = DefaultColumn + `->"_id"` // estate-platform patch: match the _id index'
-    'result, err := common.UpdateDocument(ctx, c, "update", iter, &u); closer.Close() // estate-platform patch'
+    'result, err := common.UpdateDocument(ctx, c, "update", iter, &u); closer.Close(); unlock() // estate-platform patches 2, 5'
     'if whereClause, args = estateIDWhere(params.Filter); whereClause == "" && params.Filter.Len() == 1 { // estate-platform patch'
     'sortPushdown, filterPushdown := orderByClause != "", whereClause != "" // estate-platform patch'
+    'unlock := estateLockCollection(params.DB, params.Collection); defer unlock(); res, err := c.Query(ctx, &qp) // estate-platform patch'
+    'defer estateLockCollection(params.DB, params.Collection)(); queryRes, err := c.Query(ctx, &qp) // estate-platform patch'
+    'unlock := estateLockCollection(params.DB, params.Collection); defer unlock(); d, err = h.execDelete(connCtx, c, &p); unlock() // estate-platform patch'
 )
-# Patch 3's helper, added to the module as PATCH_NEW_FILE (which must not exist yet).
-PATCH_NEW_FILE=internal/backends/sqlite/estate_pushdown.go
+# Files added to the module (none may exist yet): patch 3's helper, then patches 5-7's lock.
+PATCH_NEW_FILES=(
+    internal/backends/sqlite/estate_pushdown.go
+    internal/handler/estate_lock.go
+)
 patch_new_file_text() {
+    case "$1" in
+    internal/backends/sqlite/estate_pushdown.go) pushdown_go ;;
+    internal/handler/estate_lock.go) lock_go ;;
+    *) die "no text for $1" ;;
+    esac
+}
+
+pushdown_go() {
     cat <<'GO'
 // Added by estate-platform's deploy/local/ferretdb.sh (build-time patch 3); not upstream.
 
@@ -167,13 +198,41 @@ func estateIDWhere(filter *types.Document) (string, []any) {
 GO
 }
 
+lock_go() {
+    cat <<'GO'
+// Added by estate-platform's deploy/local/ferretdb.sh (build-time patches 5-7); not upstream.
+
+package handler
+
+import "sync"
+
+// estateLocks holds one mutex per "database.collection", created on first use.
+var estateLocks sync.Map
+
+// estateLockCollection locks the collection for one statement that reads documents and
+// writes them back (update, findAndModify, delete), so that no other such statement can
+// change a document between this one's read and its write-back. It returns the unlock
+// function, which may be called more than once (only the first call unlocks).
+func estateLockCollection(db, collection string) func() {
+	m, _ := estateLocks.LoadOrStore(db+"."+collection, new(sync.Mutex))
+	mu := m.(*sync.Mutex)
+	mu.Lock()
+
+	return sync.OnceFunc(mu.Unlock)
+}
+GO
+}
+
 source_hash() {
+    local f
     {
         (cd "$SRC" && cat go.mod go.sum main.go)
         if [[ "$PATCHES" == 1 ]]; then
             printf '%s\n' "${PATCH_FILES[@]}" "${PATCH_COUNTS[@]}" "${PATCH_FROMS[@]}" "${PATCH_TOS[@]}"
-            printf '%s\n' "$PATCH_NEW_FILE"
-            patch_new_file_text
+            for f in "${PATCH_NEW_FILES[@]}"; do
+                printf '%s\n' "$f"
+                patch_new_file_text "$f"
+            done
         fi
     } | sha256sum | cut -c1-16
 }
@@ -200,9 +259,11 @@ make_workspace() {
         [[ "$(grep -cF -- "${PATCH_TOS[$i]}" "$f.patched")" == "${PATCH_COUNTS[$i]}" ]] || die "patch $((i + 1)) failed"
         mv -f "$f.patched" "$f"
     done
-    f="$work/FerretDB/$PATCH_NEW_FILE"
-    [[ ! -e "$f" ]] || die "$PATCH_NEW_FILE already exists in FerretDB (FerretDB changed?)"
-    patch_new_file_text >"$f"
+    for i in "${PATCH_NEW_FILES[@]}"; do
+        f="$work/FerretDB/$i"
+        [[ ! -e "$f" ]] || die "$i already exists in FerretDB (FerretDB changed?)"
+        patch_new_file_text "$i" >"$f"
+    done
     printf 'go 1.24\n\nuse "%s"\n\nreplace github.com/FerretDB/FerretDB v1.24.2 => "%s"\n' \
         "$SRC" "$work/FerretDB" >"$work/go.work"
     printf '%s' "$work/go.work"

@@ -64,7 +64,6 @@ from services.runtime.outbox_entries import (
     outbox_entries,
     set_with_outbox,
 )
-from services.runtime.outbox_gate import gate
 from services.runtime.outbox_messages import messages_for
 from services.runtime.store import Document, Store
 from services.runtime.telemetry import Telemetry
@@ -74,11 +73,11 @@ __all__ = ["OUTBOX", "OutboxRelay", "new_with_outbox", "outbox_entries", "set_wi
 log = logging.getLogger(__name__)
 
 CLEAR_BATCH = 200
-CLEAR_STATEMENT = 1
-"""Documents cleared per statement. 90 (``update_many`` over their ``_id``s) cost about half
-as much per document on FerretDB; one per statement is kept while FerretDB 1.24 can lose one
-of a clear and a concurrent versioned write of the same document (outbox_gate.py keeps them
-apart within a process; ``benchmarks/ferretdb_lost_update.py`` counts the losses)."""
+CLEAR_STATEMENT = 90
+"""Documents cleared per statement (``update_many`` over their ``_id``s): about half the cost
+per document of one statement each on FerretDB. The store must apply each update atomically
+per document, as MongoDB does; stock FerretDB 1.24 does not, and lost a versioned write racing
+a clear (deploy/local/ferretdb.sh patches 5-7; ``benchmarks/ferretdb_lost_update.py``)."""
 CLEAR_AFTER_QUIET_S = 0.5
 """Clearing waits until publishing has been quiet this long: during a bulk import the store's
 time goes to the import, and the clearing catches up afterwards."""
@@ -530,10 +529,9 @@ class OutboxRelay:
     async def _clear_part(self, collection: str, cleared: list[tuple[Any, list[Document]]]) -> None:
         """One statement for many documents: each pulls the entries it holds of those listed
         (event ids are unique, so no document can hold another's)."""
-        async with gate(self._store, collection).clearing():  # no update of the collection meanwhile
-            result = await self._store.collection(collection).update_many(
-                {"_id": {"$in": [doc_id for doc_id, _ in cleared]}},
-                {"$pullAll": {OUTBOX: [e for _, entries in cleared for e in entries]}})
+        result = await self._store.collection(collection).update_many(
+            {"_id": {"$in": [doc_id for doc_id, _ in cleared]}},
+            {"$pullAll": {OUTBOX: [e for _, entries in cleared for e in entries]}})
         if result.modified < len(cleared):
             await self._check_missed(collection, cleared)
         self._clears += 1

@@ -24,7 +24,6 @@ from contracts.envelope import new_envelope
 from services.runtime.changes import Change
 from services.runtime.clock import Clock
 from services.runtime.outbox import OUTBOX, OutboxRelay, new_with_outbox, outbox_entries, set_with_outbox
-from services.runtime.outbox_gate import gate
 from services.runtime.store import Collection, Document, DuplicateKeyError, Filter, Store, UpdateOp
 
 A = TypeVar("A", bound=BaseModel)
@@ -93,7 +92,6 @@ class Repository(Generic[A]):
 
     def __init__(self, store: Store, relay: OutboxRelay, clock: Clock) -> None:
         self.collection: Collection = store.collection(self.collection_name)
-        self._gate = gate(store, self.collection_name)
         self._relay = relay
         self._clock = clock
         self._parsed: dict[str, tuple[int, A]] = {}
@@ -211,10 +209,9 @@ class Repository(Generic[A]):
             if not change.changed:
                 return current
             entries = self.entries(change)
-            async with self._gate.updating():
-                written = await self.collection.update_one(
-                    {"_id": key, "version": self.version(current)},
-                    self._update(change, entries, current if self.incremental else None))
+            written = await self.collection.update_one(
+                {"_id": key, "version": self.version(current)},
+                self._update(change, entries, current if self.incremental else None))
             if written.matched:
                 self._relay.submit(self.collection_name, [{"_id": key, OUTBOX: entries}])
                 if self.incremental:
@@ -231,10 +228,9 @@ class Repository(Generic[A]):
             return set()
         entries = [self.entries(w.change) for w in writes]
         keys = [self.key(w.change.value) for w in writes]
-        async with self._gate.updating():
-            result = await self.collection.bulk_update([
-                UpdateOp({"_id": k, "version": w.read_version}, self._update(w.change, e))
-                for k, w, e in zip(keys, writes, entries, strict=True)])
+        result = await self.collection.bulk_update([
+            UpdateOp({"_id": k, "version": w.read_version}, self._update(w.change, e))
+            for k, w, e in zip(keys, writes, entries, strict=True)])
         landed = set(keys)
         if result.matched < len(writes):
             landed = await self._holding_their_events(dict(zip(keys, entries, strict=True)))

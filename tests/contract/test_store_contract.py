@@ -3,6 +3,7 @@ for everything the services ask of a store."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import pytest
@@ -335,3 +336,34 @@ async def test_conditional_upsert_of_an_existing_id_raises_duplicate_key(store: 
     assert await c.find_one({"_id": "x"}) == {"_id": "x", "applied": ["e1"]}
     second = await c.find_one_and_update({"_id": "x", "applied": {"$ne": "e2"}}, record("e2"), upsert=True)
     assert second == {"_id": "x", "applied": ["e1", "e2"]}
+
+
+async def test_concurrent_updates_of_one_document_are_atomic(store: Store) -> None:
+    """MongoDB applies each update atomically per document. Stock FerretDB 1.24 (SQLite) read
+    each document, changed it in Go and wrote it back by _id unchecked, so of the relay's clear
+    and a versioned write racing on one document, both were acknowledged and one was lost (6-23
+    of 1,500 in benchmarks/ferretdb_lost_update.py). deploy/local/ferretdb.sh patches 5-7 lock
+    the collection from each statement's read to its write-back; this fails without them."""
+    c = store.collection("race")
+    tags = [f"R{n}" for n in range(1_500)]
+    await c.insert_many([{"_id": t, "version": 1, "seen": 0, "outbox": [{"id": f"{t}-e1"}]} for t in tags])
+
+    async def clear() -> None:  # the outbox relay: one document per clear statement
+        for t in tags:
+            await c.update_many({"_id": {"$in": [t]}}, {"$pullAll": {"outbox": [{"id": f"{t}-e1"}]}})
+
+    async def write() -> None:  # a versioned write: must be acknowledged, and then kept
+        for t in tags:
+            result = await c.update_one({"_id": t, "version": 1},
+                                        {"$set": {"version": 2}, "$push": {"outbox": {"id": f"{t}-e2"}}})
+            assert result.modified == 1, t
+
+    async def count() -> None:  # a find-and-modify on the same documents
+        for t in tags:
+            assert await c.find_one_and_update({"_id": t}, {"$inc": {"seen": 1}}) is not None, t
+
+    await asyncio.gather(clear(), write(), count())
+    stored = {d["_id"]: d for d in await c.find({})}
+    bad = [stored[t] for t in tags if (stored[t]["version"], stored[t]["seen"], stored[t]["outbox"])
+           != (2, 1, [{"id": f"{t}-e2"}])]
+    assert bad == [], f"{len(bad)} of {len(tags)} documents lost a concurrent update; first: {bad[:3]}"
