@@ -10,6 +10,7 @@
 #   ESTATE_STATE_DIR   runtime state root (default <repo>/.local)
 #   FERRETDB_PORT      TCP port on 127.0.0.1 (default 37017)
 #   FERRETDB_LOG_LEVEL debug|info|warn|error (default warn)
+#   FERRETDB_GOGC      Go's GOGC for the server (default 400, see below; 100 = Go's default)
 #   FERRETDB_SQLITE_QUERY  query string appended to the SQLite URL
 #                      (default: WAL + synchronous=OFF, see below; "" = FerretDB defaults)
 #   PYTHON             interpreter with pymongo (default <repo>/.venv/bin/python)
@@ -44,6 +45,10 @@ LOG_LEVEL="${FERRETDB_LOG_LEVEL:-warn}"
 # crash or power cut could lose or corrupt data, and `start` wipes the data anyway.
 SQLITE_QUERY="${FERRETDB_SQLITE_QUERY-_pragma=journal_mode(wal)&_pragma=synchronous(off)}"
 SQLITE_URL="file:$DATA_DIR/${SQLITE_QUERY:+?$SQLITE_QUERY}"
+# GOGC=400: the garbage collector runs a quarter as often, for a larger heap (a few hundred MB
+# under a bulk import). Inserting 35,000 inventory documents in 1,000s took 8.2 s instead of
+# 10.7 s (Go's default, 100) on 2026-11-23, with the CPU FerretDB spares going to the services.
+GOGC_VALUE="${FERRETDB_GOGC:-400}"
 
 PYTHON="${PYTHON:-$REPO/.venv/bin/python}"
 GO="${GO:-go}"
@@ -365,7 +370,7 @@ cmd_start() {
     # setsid: own session, so Ctrl-C in the calling terminal or the caller's exit does not
     # reach it; in a non-interactive shell the child is not a group leader, so setsid
     # execs in place and $! is the server's pid.
-    setsid nohup "$BIN" -listen "$LISTEN" -sqlite-url "$SQLITE_URL" -log-level "$LOG_LEVEL" \
+    GOGC="$GOGC_VALUE" setsid nohup "$BIN" -listen "$LISTEN" -sqlite-url "$SQLITE_URL" -log-level "$LOG_LEVEL" \
         >>"$LOG_FILE" 2>&1 </dev/null &
     pid=$!
     printf '%s\n' "$pid" >"$PID_FILE"

@@ -29,6 +29,9 @@ class InventorySettings(BaseSettings):
 
     import_chunk_size: int = Field(default=1000, ge=1)
     """Rows per store round trip in a bulk import."""
+    import_chunks_in_flight: int = Field(default=2, ge=1)
+    """Import chunks being stored at once (FerretDB: two inserted 35,000 devices in 5.7 s, one
+    at a time in 8.6 s; each holds a chunk's documents in memory)."""
     load_sample_estate: bool = False
     """Load the sample estate (the Met in April 2014) at start; `estate run` turns it on for
     the embedded platform."""
@@ -54,6 +57,7 @@ async def setup(runtime: Runtime) -> None:
     devices = DeviceStore(runtime.store, runtime.relay, runtime.clock)
     await devices.create_indexes()
     handlers = InventoryHandlers(devices, runtime.relay, runtime.clock, chunk_size=settings.import_chunk_size,
+                                 chunks_in_flight=settings.import_chunks_in_flight,
                                  on_import=metrics.count_import)
     runtime.services[NAME] = handlers
     consumers.subscribe(runtime, handlers)

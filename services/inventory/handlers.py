@@ -4,6 +4,7 @@ save with the events (the repository keeps the outbox and the version guard)."""
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
@@ -23,6 +24,9 @@ from services.runtime.store import Document
 from services.runtime.telemetry import current_trace_carrier
 
 S = LifecycleState
+YIELD_EVERY = 100
+"""Rows an import reads between yields to the event loop: the chunk being stored is sent and
+answered, and the relay publishes, while the next one is read."""
 
 ImportOutcomes = Callable[[ImportReport], None]
 """Told of each import's report (the service's metrics count the rows by outcome)."""
@@ -30,11 +34,12 @@ ImportOutcomes = Callable[[ImportReport], None]
 
 class InventoryHandlers:
     def __init__(self, devices: DeviceStore, relay: OutboxRelay, clock: Clock, *, chunk_size: int = 1000,
-                 on_import: ImportOutcomes | None = None) -> None:
+                 chunks_in_flight: int = 2, on_import: ImportOutcomes | None = None) -> None:
         self.devices = devices
         self._relay = relay
         self._clock = clock
         self._chunk_size = chunk_size
+        self._chunks_in_flight = chunks_in_flight
         self._on_import = on_import
 
     # -- commands -----------------------------------------------------------------------
@@ -75,11 +80,14 @@ class InventoryHandlers:
         report every bad one; then publish the events before answering."""
         report = ImportReport()
         first_line: dict[str, int] = {}
-        chunk: list[ParsedRow] = []
-        storing: asyncio.Task[None] | None = None
+        chunk: list[tuple[ParsedRow, Document]] = []
+        storing: deque[asyncio.Task[None]] = deque()
+        trace = current_trace_carrier()
         try:
             for row in rows:
                 report.received += 1
+                if report.received % YIELD_EVERY == 0:
+                    await asyncio.sleep(0)  # the chunk being stored (and the relay) get on meanwhile
                 if row.spec is None:
                     report.reject(*row.errors)
                     continue
@@ -89,31 +97,28 @@ class InventoryHandlers:
                                            f"asset tag {tag} repeats line {first_line[tag]} of this file"))
                     continue
                 first_line[tag] = row.line
-                chunk.append(row)
+                # Most rows are new: each becomes a new device document with its registration event.
+                chunk.append((row, self.devices.new_document(
+                    domain.register(row.spec, self._clock.now()), trace)))
                 if len(chunk) >= self._chunk_size:
-                    # Pipelined: this chunk's documents are built while the previous one is stored.
-                    fresh = self._registrations(chunk)
-                    if storing is not None:
-                        await storing
-                    storing = asyncio.create_task(self._import_chunk(fresh, report))
+                    # Pipelined: chunks are stored concurrently (different devices, so in any
+                    # order) while the next one is read and built.
+                    if len(storing) >= self._chunks_in_flight:
+                        await storing.popleft()
+                    storing.append(asyncio.create_task(self._import_chunk(chunk, report)))
                     chunk = []
                     await asyncio.sleep(0)  # let requests in between chunks, even on the embedded store
         finally:
-            if storing is not None:
-                await storing
+            # Every chunk started is finished (or its failure raised) before the answer.
+            for outcome in await asyncio.gather(*storing, return_exceptions=True):
+                if isinstance(outcome, BaseException):
+                    raise outcome
         if chunk:
-            await self._import_chunk(self._registrations(chunk), report)
+            await self._import_chunk(chunk, report)
         await self._relay.drain()
         if self._on_import is not None:
             self._on_import(report)
         return report
-
-    def _registrations(self, rows: list[ParsedRow]) -> list[tuple[ParsedRow, Document]]:
-        """Each row as a new device document with its registration event (most rows are new)."""
-        now = self._clock.now()
-        trace = current_trace_carrier()
-        return [(row, self.devices.new_document(domain.register(row.spec, now), trace))  # type: ignore[arg-type]
-                for row in rows]
 
     async def _import_chunk(self, fresh: list[tuple[ParsedRow, Document]], report: ImportReport) -> None:
         """New devices first, in one unordered insert (the common case, and the fast one);

@@ -78,7 +78,7 @@ CLEAR_STATEMENT = 90
 per document of one statement each on FerretDB. The store must apply each update atomically
 per document, as MongoDB does; stock FerretDB 1.24 does not, and lost a versioned write racing
 a clear (deploy/local/ferretdb.sh patches 5-7; ``benchmarks/ferretdb_lost_update.py``)."""
-CLEAR_AFTER_QUIET_S = 0.5
+CLEAR_AFTER_QUIET_S = 2.0
 """Clearing waits until publishing has been quiet this long: during a bulk import the store's
 time goes to the import, and the clearing catches up afterwards."""
 BACKOFF_INITIAL_S = 0.25

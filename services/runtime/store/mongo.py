@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -33,6 +34,7 @@ from services.runtime.store.base import (
 )
 from services.runtime.telemetry import Telemetry, store_command_listener
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 _DUPLICATE_KEY = 11000
 BULK_STATEMENTS = 90
@@ -135,15 +137,39 @@ class _Where:
             raise
 
 
+class _Server:
+    """What the server is, asked once: FerretDB 1.x (its ``buildInfo`` has ``ferretdbVersion``)
+    answers every filter but a lone ``_id`` one by scanning the collection, so an index other
+    than ``_id`` is never read there and only makes each write dearer (six on inventory's
+    devices cost its import a fifth of its time)."""
+
+    def __init__(self, client: AsyncMongoClient[Document]) -> None:
+        self._client = client
+        self._scans: bool | None = None
+
+    async def scans_every_filter(self) -> bool:
+        if self._scans is None:
+            info = await self._client.admin.command("buildInfo")
+            self._scans = "ferretdbVersion" in info
+            if self._scans:
+                log.info("FerretDB %s: only unique secondary indexes are created (it scans for any "
+                         "filter but a lone _id)", info["ferretdbVersion"])
+        return self._scans
+
+
 class MongoCollection:
-    def __init__(self, collection: AsyncCollection[Document], where: _Where | None = None) -> None:
+    def __init__(self, collection: AsyncCollection[Document], where: _Where | None = None,
+                 server: _Server | None = None) -> None:
         self._c = collection
         self.name = collection.name
         self._where = where or _Where("the MongoDB server")
+        self._server = server or _Server(collection.database.client)
 
     async def create_index(self, keys: Sort, *, unique: bool = False) -> None:
+        """Unique indexes always (they enforce); others only where queries can use them."""
         with self._where.guard():
-            await self._c.create_index(list(keys), unique=unique)
+            if unique or not await self._server.scans_every_filter():
+                await self._c.create_index(list(keys), unique=unique)
 
     async def insert_one(self, doc: Document) -> None:
         with self._where.guard():
@@ -264,6 +290,7 @@ class MongoStore:
             event_listeners=[store_command_listener(telemetry)] if telemetry is not None else [],
         )
         self._db = self._client[database]
+        self._server = _Server(self._client)
         self._collections: dict[str, MongoCollection] = {}
 
     @property
@@ -273,7 +300,7 @@ class MongoStore:
 
     def collection(self, name: str) -> MongoCollection:
         if name not in self._collections:
-            self._collections[name] = MongoCollection(self._db[name], self._where)
+            self._collections[name] = MongoCollection(self._db[name], self._where, self._server)
         return self._collections[name]
 
     async def ping(self) -> None:
