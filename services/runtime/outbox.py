@@ -410,6 +410,11 @@ class OutboxRelay:
         for collection, doc_id in keys:
             by_collection.setdefault(collection, []).append(doc_id)
         for collection, ids in by_collection.items():
+            for doc_id in ids:
+                # Before the read, not after: a write handed over while the read is under way
+                # may be missing from what it returns, and must leave its document stale.
+                if (pending := self._pending.get((collection, doc_id))) is not None:
+                    pending.stale = False
             async with self._reading() as published:
                 docs = await self._store.collection(collection).find({"_id": {"$in": ids}}, projection=[OUTBOX])
                 found = {doc["_id"]: doc for doc in docs}
@@ -417,7 +422,6 @@ class OutboxRelay:
                     pending = self._pending.get((collection, doc_id))
                     if pending is None:
                         continue
-                    pending.stale = False
                     stored = found.get(doc_id, {}).get(OUTBOX, [])
                     pending.entries = [e for e in stored if not published(e["id"])]
 
