@@ -9,6 +9,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -281,34 +282,51 @@ async def test_a_lease_another_replica_held_meanwhile_is_taken_with_a_scan(store
     await c.stop()
 
 
-class ClearRacing:
+class DevicesWrapped:
+    """A store whose ``devices`` collection is seen through ``wrap``; the rest as they are."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+
+    def wrap(self, devices: object) -> object:
+        raise NotImplementedError
+
+    def collection(self, name: str) -> object:
+        inner = self.inner.collection(name)
+        return self.wrap(inner) if name == "devices" else inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+class Wrapping:
+    """A collection that passes everything to ``inner`` but what a subclass overrides."""
+
+    def __init__(self, inner: object, owner: Any) -> None:
+        self.inner, self.owner = inner, owner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+class ClearRacing(DevicesWrapped):
     """A store whose ``devices`` reads of outboxes (``_id $in``, or the scan for pending events)
     answer what they read but hand it over only once the relay's next clear has completed: a
     read that started before a clear and ends after it, as on a busy server with many
     connections."""
 
     def __init__(self, inner: Store) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.hold: str | None = None
         """Which reads to hold: "by_id" or "scan"."""
         self.held = 0
         self.cleared = asyncio.Event()
 
-    def collection(self, name: str) -> object:
-        inner = self.inner.collection(name)
-        return _RacingCollection(inner, self) if name == "devices" else inner
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
+    def wrap(self, devices: object) -> object:
+        return _RacingCollection(devices, self)
 
 
-class _RacingCollection:
-    def __init__(self, inner: object, owner: ClearRacing) -> None:
-        self.inner, self.owner = inner, owner
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
-
+class _RacingCollection(Wrapping):
     async def find(self, filter: dict[str, object], **options: object) -> list[dict[str, object]]:
         docs: list[dict[str, object]] = await self.inner.find(filter, **options)  # type: ignore[attr-defined]
         by_id = isinstance(filter.get("_id"), dict) and "$in" in filter["_id"]  # type: ignore[operator]
@@ -376,29 +394,19 @@ async def test_a_lease_lost_while_publishing_republishes_nothing(store: Store) -
     assert await outbox_of(store, "P") == []
 
 
-class WriteDuringRead:
+class WriteDuringRead(DevicesWrapped):
     """A store on which the relay's next read-back by ``_id`` of ``devices`` returns what it
     read only after ``write`` ran: a write that landed after the read's snapshot."""
 
     def __init__(self, inner: Store) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.write: Callable[[], Awaitable[None]] | None = None
 
-    def collection(self, name: str) -> object:
-        inner = self.inner.collection(name)
-        return _WriteDuringReadCollection(inner, self) if name == "devices" else inner
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
+    def wrap(self, devices: object) -> object:
+        return _WriteDuringReadCollection(devices, self)
 
 
-class _WriteDuringReadCollection:
-    def __init__(self, inner: object, owner: WriteDuringRead) -> None:
-        self.inner, self.owner = inner, owner
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.inner, name)
-
+class _WriteDuringReadCollection(Wrapping):
     async def find(self, filter: dict[str, object], **options: object) -> list[dict[str, object]]:
         docs: list[dict[str, object]] = await self.inner.find(filter, **options)  # type: ignore[attr-defined]
         write, self.owner.write = self.owner.write, None
