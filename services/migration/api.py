@@ -10,9 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.common import Sanitisation
 from contracts.migration import SupportWarning, WaveProgress
-from services.migration.domain import DeviceRecord, Policy, PolicySpec, Wave, WaveSpec, support_warning
+from services.migration.domain import DeviceRecord, Policy, PolicySpec, support_warning
 from services.migration.handlers import MigrationHandlers
 from services.migration.store import ASSET_TAG_PATTERN
+from services.migration.waves import Wave, WaveSpec
 from services.runtime.auth import Admin, Reader, Writer
 from services.runtime.conditional import IfMatch, etag, expected_version
 from services.runtime.http import handlers_of

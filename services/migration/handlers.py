@@ -22,9 +22,11 @@ from contracts.inventory import DeviceRegisteredV1, DeviceSnapshot, DeviceUpdate
 from contracts.migration import Readiness, SagaState, WaveState
 from contracts.procurement import DeliveryReceivedV1
 from services.migration import domain
-from services.migration.domain import DeviceRecord, Policy, PolicySpec, Revised, Wave, WaveSpec
+from services.migration import waves as wave_rules
+from services.migration.domain import DeviceRecord, Policy, PolicySpec, Revised
 from services.migration.executor import StepExecutor
 from services.migration.store import IN_CHUNK, Counts, DeviceRecords, Placement, Policies, Sites, Waves, tally
+from services.migration.waves import Wave, WaveSpec
 from services.runtime.changes import Change
 from services.runtime.clock import Clock
 from services.runtime.errors import Conflict, FieldError, InvalidInput
@@ -305,7 +307,7 @@ class MigrationHandlers:
         if spec.gate is not None:
             await self.waves.get(spec.gate.after_wave)
         wave_id = f"W-{uuid.uuid4().hex[:8].upper()}"
-        wave = await self.waves.insert(_decide(lambda: domain.plan_wave(wave_id, spec, free, self._clock.now())))
+        wave = await self.waves.insert(_decide(lambda: wave_rules.plan_wave(wave_id, spec, free, self._clock.now())))
         scheduled = await self._schedule_many(wave, list(enumerate(wave.devices)), policy, records)
         kept = [t for t, ok in zip(wave.devices, scheduled, strict=True) if ok]
         return await self.waves.mutate(wave_id, None, lambda w: _refit(w, kept))
@@ -400,19 +402,19 @@ class MigrationHandlers:
 
     async def pause(self, wave_id: str, reason: str | None, expected_version: int | None) -> Wave:
         return await self.waves.mutate(wave_id, expected_version, lambda w: _decide(
-            lambda: domain.pause_wave(w, reason, self._clock.now())))
+            lambda: wave_rules.pause_wave(w, reason, self._clock.now())))
 
     async def resume(self, wave_id: str, expected_version: int | None) -> Wave:
         now = self._clock.now()
         wave = await self.waves.mutate(wave_id, expected_version, lambda w: _decide(
-            lambda: domain.resume_wave(w, now.date(), now)))
+            lambda: wave_rules.resume_wave(w, now.date(), now)))
         policy = await self.policies.get("policy")
         await self._schedule_many(wave, list(enumerate(wave.devices))[wave.started:], policy)
         return wave
 
     async def cancel(self, wave_id: str, reason: str | None, expected_version: int | None) -> Wave:
         wave = await self.waves.mutate(wave_id, expected_version, lambda w: _decide(
-            lambda: domain.cancel_wave(w, reason, self._clock.now())))
+            lambda: wave_rules.cancel_wave(w, reason, self._clock.now())))
         why = f"wave cancelled: {reason}" if reason else "wave cancelled"
         now = self._clock.now()
         pending = await self.devices.load_many(wave.devices[wave.started:])
@@ -434,7 +436,7 @@ class MigrationHandlers:
         items = {t: {f"app:{a}" for a in r.applications if a in critical} | {f"model:{r.hardware.model}"}
                  for t, r in records.items() if r.wave_id is None}
         must = set().union(*items.values()) if items else set()
-        chosen, missing = domain.recommend_pilot(items, must)
+        chosen, missing = wave_rules.recommend_pilot(items, must)
         return chosen, missing, len(must)
 
     # -- the wave job ---------------------------------------------------------------------
@@ -450,7 +452,7 @@ class MigrationHandlers:
                 if wave.planned_at is None or now - wave.planned_at > PLAN_GRACE:
                     await self._finish_plan(wave)
                 continue
-            if wave.state in domain.TERMINAL_WAVES and not wave.active:
+            if wave.state in wave_rules.TERMINAL_WAVES and not wave.active:
                 continue
             await self._advance_wave(wave, by_id)
 
@@ -459,14 +461,14 @@ class MigrationHandlers:
         if wave.state is WaveState.PLANNED:
             previous = None if wave.gate is None else (
                 by_id.get(wave.gate.after_wave) or await self.waves.load(wave.gate.after_wave))
-            wave = await self.waves.mutate(wave.wave_id, None, lambda w: domain.start_wave(
-                w, now.date(), domain.gate_open(w, previous), now))
+            wave = await self.waves.mutate(wave.wave_id, None, lambda w: wave_rules.start_wave(
+                w, now.date(), wave_rules.gate_open(w, previous), now))
         records = await self.devices.load_many(wave.active)
         results = await self._steps(list(records.values()), wave.wave_id)
         ended = {r.asset_tag: state for r in results if (state := _ended_in(r, wave.wave_id)) is not None}
         ended.update({t: SagaState.FAILED for t in wave.active if t not in records})  # vanished: counted failed
         before = wave.started
-        wave = await self.waves.mutate(wave.wave_id, None, lambda w: domain.take_turn(w, now.date(), ended, now))
+        wave = await self.waves.mutate(wave.wave_id, None, lambda w: wave_rules.take_turn(w, now.date(), ended, now))
         admitted = await self.devices.load_many(wave.devices[before:wave.started])
         await self._mutate_many(list(admitted.values()), lambda r: _start(r, wave.wave_id, now))
 

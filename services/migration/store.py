@@ -12,7 +12,8 @@ from typing import Any
 from contracts.envelope import new_envelope
 from contracts.migration import DEVICES_TOPIC, POLICY_KEY, POLICY_TOPIC, WAVES_TOPIC
 from contracts.registry import event_type
-from services.migration.domain import TERMINAL_WAVES, DeviceRecord, Policy, Wave
+from services.migration.domain import DeviceRecord, Policy
+from services.migration.waves import TERMINAL_WAVES, Wave
 from services.runtime.changes import Change
 from services.runtime.outbox import outbox_entries
 from services.runtime.repository import Repository

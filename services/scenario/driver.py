@@ -33,7 +33,8 @@ from contracts.common import LONDON_BOROUGHS, DeviceKind, Sanitisation
 from contracts.migration import Compatibility
 from contracts.procurement import ApprovalKind, AwardRoute, RequestState, SpendCategory, SpendClass
 from services.inventory.sample_estate import CENTRAL_UNITS, as_rows, generate
-from services.migration.domain import TERMINAL_WAVES, PolicySpec, WaveSpec
+from services.migration.domain import PolicySpec
+from services.migration.waves import TERMINAL_WAVES, WaveSpec
 from services.procurement.domain import AwardSpec, DeliveredItem, DeliveryNote, RequestSpec, Submission
 from services.registry import units
 from services.runtime.bus.delivery import RetryPolicy

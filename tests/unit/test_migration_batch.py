@@ -17,11 +17,11 @@ from contracts.envelope import Envelope, new_envelope
 from contracts.migration import Readiness
 from services.inventory import domain as inventory
 from services.inventory.domain import Device, DevicePatch, DeviceSpec
-from services.migration.domain import WaveSpec
 from services.migration.executor import SimulatedExecutor
 from services.migration.handlers import MigrationHandlers, MigrationObserver
 from services.migration.sample_policy import sample_policy
 from services.migration.store import DeviceRecords, Placement, Policies, Waves
+from services.migration.waves import WaveSpec
 from services.runtime.clock import FixedClock
 from services.runtime.runtime import Runtime
 from services.runtime.settings import Settings

@@ -8,7 +8,7 @@ import pytest
 
 from contracts.common import DeviceKind, Hardware, Location, OperatingSystem
 from contracts.migration import Compatibility, Readiness
-from services.migration import domain
+from services.migration import domain, waves
 from services.migration.domain import CatalogueEntry, Policy, PolicySpec
 from services.migration.sample_policy import sample_policy
 
@@ -158,5 +158,5 @@ def test_a_device_to_replace_asks_procurement_once_under_a_stable_need_id() -> N
 
 def test_pilot_recommendation_covers_every_item_with_few_devices() -> None:
     candidates = {"A": {"cris", "m1"}, "B": {"nspis", "m2"}, "C": {"cris", "nspis", "m1", "m2"}, "D": {"m3"}}
-    chosen, missing = domain.recommend_pilot(candidates, {"cris", "nspis", "m1", "m2", "m3", "ghost"})
+    chosen, missing = waves.recommend_pilot(candidates, {"cris", "nspis", "m1", "m2", "m3", "ghost"})
     assert chosen == ["C", "D"] and missing == {"ghost"}

@@ -8,7 +8,7 @@ import pytest
 
 from contracts.common import DeviceKind, Hardware, Location, OperatingSystem
 from contracts.migration import SagaState, SagaStep
-from services.migration import domain
+from services.migration import domain, waves
 from services.migration.domain import StepResult
 
 NOW = datetime(2015, 8, 10, 8, tzinfo=UTC)
@@ -128,12 +128,12 @@ def test_a_scheduled_device_whose_verdict_becomes_blocked_leaves_its_wave_saying
     assert blocked.events[1][1].reason == "readiness now blocked: NSPIS Custody"  # type: ignore[attr-defined]
     # the wave's turn then finds it gone: it starts nothing, counts it unscheduled, and completes
     assert not domain.start(blocked.value, NOW).changed
-    wave = domain.plan_wave("W-1", domain.WaveSpec(name="w", sites=["Camden Police Station"],
+    wave = waves.plan_wave("W-1", waves.WaveSpec(name="w", sites=["Camden Police Station"],
                                                    start_date=date(2015, 8, 10), daily_capacity=5),
                             [ready.asset_tag], NOW).value
-    wave = domain.start_wave(wave, date(2015, 8, 10), True, NOW).value
-    admitted = domain.take_turn(wave, date(2015, 8, 10), {}, NOW).value
-    done = domain.take_turn(admitted, date(2015, 8, 10), {ready.asset_tag: SagaState.UNSCHEDULED}, NOW)
+    wave = waves.start_wave(wave, date(2015, 8, 10), True, NOW).value
+    admitted = waves.take_turn(wave, date(2015, 8, 10), {}, NOW).value
+    done = waves.take_turn(admitted, date(2015, 8, 10), {ready.asset_tag: SagaState.UNSCHEDULED}, NOW)
     assert done.value.state.value == "completed" and done.value.unscheduled == 1 and done.value.migrated == 0
 
 

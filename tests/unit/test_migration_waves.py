@@ -7,8 +7,8 @@ from datetime import UTC, date, datetime
 import pytest
 
 from contracts.migration import SagaState, SuccessGate, WaveState
-from services.migration import domain
-from services.migration.domain import WaveSpec
+from services.migration import domain, waves
+from services.migration.waves import WaveSpec
 
 NOW = datetime(2015, 8, 10, 8, tzinfo=UTC)
 START = date(2015, 8, 10)
@@ -20,13 +20,13 @@ def _spec(**over: object) -> WaveSpec:
                                     "daily_capacity": 2, **over})
 
 
-def _running() -> domain.Wave:
-    planned = domain.plan_wave("W-1", _spec(), TAGS, NOW).value
-    return domain.start_wave(planned, START, True, NOW).value
+def _running() -> waves.Wave:
+    planned = waves.plan_wave("W-1", _spec(), TAGS, NOW).value
+    return waves.start_wave(planned, START, True, NOW).value
 
 
 def test_a_plan_schedules_devices_by_daily_capacity() -> None:
-    change = domain.plan_wave("W-1", _spec(), TAGS, NOW)
+    change = waves.plan_wave("W-1", _spec(), TAGS, NOW)
     wave = change.value
     assert [wave.day_of(i) for i in range(5)] == [START, START, date(2015, 8, 11), date(2015, 8, 11),
                                                    date(2015, 8, 12)]
@@ -43,25 +43,25 @@ def test_bad_wave_specs_are_refused(over: dict[str, object], field: str) -> None
 
 def test_an_empty_scope_is_refused() -> None:
     with pytest.raises(domain.DomainError, match="no device"):
-        domain.plan_wave("W-1", _spec(), [], NOW)
+        waves.plan_wave("W-1", _spec(), [], NOW)
 
 
 def test_a_wave_starts_on_its_date_only_when_its_gate_is_open() -> None:
-    planned = domain.plan_wave("W-1", _spec(), TAGS, NOW).value
-    assert not domain.start_wave(planned, date(2015, 8, 9), True, NOW).changed
-    assert not domain.start_wave(planned, START, False, NOW).changed
-    started = domain.start_wave(planned, START, True, NOW)
+    planned = waves.plan_wave("W-1", _spec(), TAGS, NOW).value
+    assert not waves.start_wave(planned, date(2015, 8, 9), True, NOW).changed
+    assert not waves.start_wave(planned, START, False, NOW).changed
+    started = waves.start_wave(planned, START, True, NOW)
     assert started.value.state is WaveState.RUNNING
     assert [n for n, _ in started.events] == ["migration.wave.started.v1"]
 
 
 def test_each_day_admits_the_capacity_and_the_wave_completes_when_all_ended() -> None:
-    wave = domain.take_turn(_running(), START, {}, NOW).value
+    wave = waves.take_turn(_running(), START, {}, NOW).value
     assert wave.active == TAGS[:2] and wave.started == 2
-    assert not domain.take_turn(wave, START, {}, NOW).changed  # same day again: nothing new
-    wave = domain.take_turn(wave, date(2015, 8, 12), {TAGS[0]: SagaState.MIGRATED}, NOW).value
+    assert not waves.take_turn(wave, START, {}, NOW).changed  # same day again: nothing new
+    wave = waves.take_turn(wave, date(2015, 8, 12), {TAGS[0]: SagaState.MIGRATED}, NOW).value
     assert wave.active == TAGS[1:] and wave.migrated == 1
-    done = domain.take_turn(wave, date(2015, 8, 12), dict.fromkeys(TAGS[1:4], SagaState.MIGRATED)
+    done = waves.take_turn(wave, date(2015, 8, 12), dict.fromkeys(TAGS[1:4], SagaState.MIGRATED)
                             | {TAGS[4]: SagaState.FAILED}, NOW)
     assert done.value.state is WaveState.COMPLETED
     assert [n for n, _ in done.events] == ["migration.wave.completed.v1"]
@@ -70,34 +70,34 @@ def test_each_day_admits_the_capacity_and_the_wave_completes_when_all_ended() ->
 
 
 def test_a_paused_wave_admits_no_one_and_resumes_from_today() -> None:
-    wave = domain.take_turn(_running(), START, {}, NOW).value
-    paused = domain.pause_wave(wave, "change freeze", NOW).value
-    assert not domain.take_turn(paused, date(2015, 8, 20), {}, NOW).changed
-    resumed = domain.resume_wave(paused, date(2015, 8, 20), NOW)
+    wave = waves.take_turn(_running(), START, {}, NOW).value
+    paused = waves.pause_wave(wave, "change freeze", NOW).value
+    assert not waves.take_turn(paused, date(2015, 8, 20), {}, NOW).changed
+    resumed = waves.resume_wave(paused, date(2015, 8, 20), NOW)
     assert resumed.value.state is WaveState.RUNNING
     assert resumed.events[0][1].expected_end == date(2015, 8, 21)  # type: ignore[attr-defined]
-    assert domain.take_turn(resumed.value, date(2015, 8, 20), {}, NOW).value.started == 4
+    assert waves.take_turn(resumed.value, date(2015, 8, 20), {}, NOW).value.started == 4
 
 
 def test_cancelling_leaves_the_unstarted_devices_out_and_finished_waves_refuse_changes() -> None:
-    wave = domain.take_turn(_running(), START, {}, NOW).value
-    cancelled = domain.cancel_wave(wave, "sites closing", NOW).value
+    wave = waves.take_turn(_running(), START, {}, NOW).value
+    cancelled = waves.cancel_wave(wave, "sites closing", NOW).value
     assert cancelled.progress().unscheduled == 3 and cancelled.progress().scheduled == 0
-    after = domain.take_turn(cancelled, date(2015, 8, 20), dict.fromkeys(TAGS[:2], SagaState.MIGRATED), NOW).value
+    after = waves.take_turn(cancelled, date(2015, 8, 20), dict.fromkeys(TAGS[:2], SagaState.MIGRATED), NOW).value
     assert after.migrated == 2 and after.active == [] and after.state is WaveState.CANCELLED
     with pytest.raises(domain.StateError, match="only a planned or running wave can pause"):
-        domain.pause_wave(cancelled, None, NOW)
+        waves.pause_wave(cancelled, None, NOW)
     completed = after.model_copy(update={"state": WaveState.COMPLETED})
-    for act in (lambda: domain.pause_wave(completed, None, NOW), lambda: domain.resume_wave(completed, START, NOW),
-                lambda: domain.cancel_wave(completed, None, NOW)):
+    for act in (lambda: waves.pause_wave(completed, None, NOW), lambda: waves.resume_wave(completed, START, NOW),
+                lambda: waves.cancel_wave(completed, None, NOW)):
         with pytest.raises(domain.StateError):
             act()
 
 
 def test_the_gate_opens_when_the_previous_wave_reaches_its_success_rate() -> None:
-    gated = domain.plan_wave("W-2", _spec(gate=SuccessGate(after_wave="W-1", success_rate=0.6)), TAGS, NOW).value
+    gated = waves.plan_wave("W-2", _spec(gate=SuccessGate(after_wave="W-1", success_rate=0.6)), TAGS, NOW).value
     previous = _running()
-    assert not domain.gate_open(gated, None)
-    assert not domain.gate_open(gated, previous.model_copy(update={"migrated": 2}))  # 40%
-    assert domain.gate_open(gated, previous.model_copy(update={"migrated": 3}))  # 60%
-    assert domain.gate_open(_running(), None)  # no gate
+    assert not waves.gate_open(gated, None)
+    assert not waves.gate_open(gated, previous.model_copy(update={"migrated": 2}))  # 40%
+    assert waves.gate_open(gated, previous.model_copy(update={"migrated": 3}))  # 60%
+    assert waves.gate_open(_running(), None)  # no gate
