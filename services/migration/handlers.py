@@ -117,16 +117,17 @@ class MigrationHandlers:
         return PolicyView(policy, domain.support_warning(policy), count)
 
     async def reassess(self, affected: domain.Affected, policy: Policy) -> int:
-        """Reassess every stored record the change concerns, a page at a time by ``_id``."""
+        """Reassess every stored record the change concerns, a page at a time by ``_id`` (the
+        page reads the records' applications only; the concerned records are read when reassessed)."""
         count, after = 0, None
         while True:
-            page = await self.devices.page({}, after=after, limit=1000)
-            concerned = [r for r in page.items if affected.concerns(r.applications)]
+            applications, last = await self.devices.applications_page(after=after, limit=1000)
+            concerned = [tag for tag, installed in applications.items() if affected.concerns(installed)]
             count += len(concerned)
-            await _gather(concerned, lambda r: self._reassess_one(r.asset_tag, policy))
-            if page.last is None:
+            await _gather(concerned, lambda tag: self._reassess_one(tag, policy))
+            if last is None:
                 return count
-            after = page.last
+            after = last
 
     async def _reassess_one(self, tag: str, policy: Policy) -> None:
         before: list[DeviceRecord] = []

@@ -50,6 +50,15 @@ class DeviceRecords(Repository[DeviceRecord]):
                 found[str(doc["_id"])] = self.from_document(doc)
         return found
 
+    async def applications_page(self, *, after: str | None, limit: int) -> tuple[dict[str, list[str]], str | None]:
+        """Up to ``limit`` records' installed applications by asset tag, in tag order after
+        ``after`` (the record itself is not read: a catalogue change concerns few of them), and
+        the tag to continue after when there is more."""
+        docs = await self.collection.find({"_id": {"$gt": after}} if after is not None else {},
+                                          sort=[("_id", 1)], limit=limit + 1, projection=["applications"])
+        found = {str(d["_id"]): list(d.get("applications") or ()) for d in docs[:limit]}
+        return found, (str(docs[limit - 1]["_id"]) if len(docs) > limit else None)
+
     def entries(self, change: Change[DeviceRecord], trace: dict[str, str] | None = None) -> list[Document]:
         """Each event on its own type's topic: a replacement need travels to procurement on
         ``migration.replacements`` keyed by its need id; the rest by asset tag."""

@@ -4,8 +4,6 @@ the time-driven check that announces contracts entering their notice window.
 
 from __future__ import annotations
 
-from collections import Counter as Tally
-
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import Field, model_validator
@@ -66,7 +64,7 @@ class ProcurementMetrics:
                                "Contracts announced as entering their notice window", registry=registry)
 
     async def refresh(self, handlers: ProcurementHandlers) -> None:
-        states = Tally([r.state async for r in handlers.all_requests()])
+        states = await handlers.request_states()
         for state in RequestState:
             self.requests.labels(state.value).set(states.get(state, 0))
         self.expiring.set(len(await handlers.expiring()))

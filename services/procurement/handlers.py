@@ -7,6 +7,7 @@ makes a retry finish the job without counting twice."""
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
@@ -35,6 +36,7 @@ from services.runtime.changes import Change
 from services.runtime.clock import Clock
 from services.runtime.errors import Conflict, FieldError, InvalidInput
 from services.runtime.repository import AlreadyStored, NotStored, Page, Repository
+from services.runtime.store.base import Filter
 
 T = TypeVar("T")
 V = TypeVar("V")
@@ -142,10 +144,11 @@ class ProcurementHandlers:
     async def page_contracts(self, *, after: str | None, limit: int) -> Page[CallOff]:
         return await self.contracts.page({}, after=after, limit=limit)
 
-    async def _all(self, repository: Repository[T]) -> AsyncIterator[T]:  # type: ignore[type-var]
+    async def _all(self, repository: Repository[T],  # type: ignore[type-var]
+                   where: Filter | None = None) -> AsyncIterator[T]:
         after: str | None = None
         while True:
-            page = await repository.page({}, after=after, limit=SCAN_PAGE)
+            page = await repository.page(where or {}, after=after, limit=SCAN_PAGE)
             for item in page.items:
                 yield item
             if page.last is None:
@@ -197,8 +200,15 @@ class ProcurementHandlers:
             raise _invalid(error) from None
         return await self.requests.insert(Change(value))
 
-    def all_requests(self) -> AsyncIterator[PurchaseRequest]:
-        return self._all(self.requests)
+    async def request_states(self) -> Counter[RequestState]:
+        """How many purchase requests are in each state, read by their ``state`` field alone (a
+        request's needs and deliveries make it large: the gauge refresh should not load them)."""
+        found = await self.requests.collection.find({}, projection=["state"])
+        return Counter(RequestState(doc["state"]) for doc in found)
+
+    def requests_in(self, state: RequestState) -> AsyncIterator[PurchaseRequest]:
+        """Every purchase request in ``state``, a page at a time."""
+        return self._all(self.requests, {"state": state.value})
 
     async def request(self, request_id: str) -> PurchaseRequest:
         return await self.requests.get(request_id)

@@ -324,7 +324,7 @@ class ScenarioDriver:
         """Each Monday: every replacement draft migration's needs have filled is submitted,
         approved and ordered through the replacement framework; its lines are due after the
         lead time."""
-        drafts = [r async for r in self.procurement.all_requests() if r.state is RequestState.DRAFT and r.needs]
+        drafts = [r async for r in self.procurement.requests_in(RequestState.DRAFT) if r.needs]
         for draft in sorted(drafts, key=lambda r: r.request_id):
             ordered = await self._through_approval(draft.request_id, day, draft.framework_id,
                                                    UNIT_PRICE_PENCE[draft.kind], draft.kind)

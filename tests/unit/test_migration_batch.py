@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from contracts.envelope import Envelope, new_envelope
-from contracts.migration import Readiness
+from contracts.migration import Compatibility, Readiness
 from services.inventory import domain as inventory
 from services.inventory.domain import Device, DevicePatch, DeviceSpec
 from services.migration.executor import SimulatedExecutor
@@ -235,3 +235,26 @@ async def test_a_wave_whose_bulk_step_write_loses_a_race_still_runs_each_step_on
         steps = [d["step"] for _, _, t, d in events[tag] if t == "migration.device.step_completed.v1"]
         assert steps == ["back_up", "deploy_os", "verify"], tag
         assert [t for _, _, t, _ in events[tag]].count("migration.device.migrated.v1") == 1
+
+
+async def test_a_catalogue_change_reassesses_exactly_the_concerned_devices_across_pages(
+        pair: tuple[Setup, Setup]) -> None:
+    """2,500 records (three reassessment pages): every 7th, and those either side of each page
+    boundary, carry the application the change makes compatible; exactly those are reassessed."""
+    _, many = pair
+    tags = [f"MPS-D-2{n:05d}" for n in range(2500)]
+    blocked = set(tags[::7]) | {tags[n] for n in (999, 1000, 1999, 2000, 2499)}
+    await many.handlers.on_devices([registered(t, applications=["NSPIS Custody"] if t in blocked else [])[1]
+                                    for t in tags])
+    policy = sample_policy()
+    catalogue = {**policy.catalogue,
+                 "NSPIS Custody": policy.catalogue["NSPIS Custody"].model_copy(
+        update={"compatibility": Compatibility.COMPATIBLE})}
+    view = await many.handlers.set_policy(policy.model_copy(update={"catalogue": catalogue}))
+    assert view.reassessed == len(blocked)
+    records = await many.handlers.devices.load_many(tags)
+    outcomes = Counter((t in blocked, r.readiness.outcome if r.readiness else None) for t, r in records.items())
+    assert outcomes == {(True, Readiness.UPGRADE_IN_PLACE): len(blocked),
+                        (False, Readiness.UPGRADE_IN_PLACE): len(tags) - len(blocked)}
+    assert all(records[t].readiness.policy_version == 2 for t in blocked)  # type: ignore[union-attr]
+    assert all(records[t].readiness.policy_version == 1 for t in set(tags) - blocked)  # type: ignore[union-attr]
