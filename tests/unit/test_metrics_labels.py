@@ -59,6 +59,23 @@ async def embedded() -> AsyncIterator[tuple[Metrics, MemoryBus, MemoryStore]]:
     await bus.stop()
 
 
+async def test_migration_exports_its_steps_saga_endings_and_verdicts_at_zero_before_the_first() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from contracts.migration import Readiness, SagaStep
+    from services.migration.app import MigrationMetrics
+
+    registry = CollectorRegistry()
+    MigrationMetrics(registry)
+    for step in SagaStep:
+        for outcome in ("ok", "failed"):
+            assert registry.get_sample_value("migration_step_seconds_count", {"step": step, "outcome": outcome}) == 0
+    for state in ("migrated", "failed", "unscheduled"):
+        assert registry.get_sample_value("migration_sagas_ended_total", {"state": state}) == 0
+    for verdict in Readiness:
+        assert registry.get_sample_value("migration_assessments_total", {"outcome": verdict}) == 0
+
+
 async def test_outbox_backlog_rises_during_a_bus_outage_and_drops_to_zero_after(
         embedded: tuple[Metrics, MemoryBus, MemoryStore]) -> None:
     metrics, bus, store = embedded
