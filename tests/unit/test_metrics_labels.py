@@ -59,6 +59,14 @@ async def embedded() -> AsyncIterator[tuple[Metrics, MemoryBus, MemoryStore]]:
     await bus.stop()
 
 
+async def test_a_watched_collection_exports_its_clear_misses_at_zero_before_the_first() -> None:
+    """A series born at its first increment hides that increment from increase()."""
+    metrics = Metrics()
+    OutboxRelay(bus=MemoryBus(partitions=1, policy=POLICY, telemetry=Telemetry("t"), metrics=metrics),
+                store=MemoryStore(), collections=["devices"], metrics=metrics, telemetry=Telemetry("t"))
+    assert metrics.registry.get_sample_value("outbox_clear_misses_total", {"collection": "devices"}) == 0
+
+
 async def test_migration_exports_its_steps_saga_endings_and_verdicts_at_zero_before_the_first() -> None:
     from prometheus_client import CollectorRegistry
 
