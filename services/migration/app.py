@@ -8,9 +8,18 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from contracts.migration import DEVICES_TOPIC, POLICY_TOPIC, REPLACEMENTS_TOPIC, WAVES_TOPIC, Readiness, SagaState
+from contracts.migration import (
+    DEVICES_TOPIC,
+    POLICY_TOPIC,
+    REPLACEMENTS_TOPIC,
+    WAVES_TOPIC,
+    Readiness,
+    SagaState,
+    SagaStep,
+)
 from services.migration import consumers
 from services.migration.api import router
+from services.migration.domain import ENDED
 from services.migration.executor import SimulatedExecutor
 from services.migration.handlers import MigrationHandlers, MigrationObserver
 from services.migration.sample_policy import sample_policy
@@ -48,6 +57,16 @@ class MigrationMetrics(MigrationObserver):
                                ["step", "outcome"], registry=registry)
         self.sagas = Counter("migration_sagas_ended_total", "Sagas ended, by final state", ["state"],
                              registry=registry)
+        # Every label value known up front is exported at 0 from the start: a series born at its
+        # first observation hides that observation from rate() and increase() (the dashboards'
+        # step latency and migrations per day would miss the first steps and sagas after a start).
+        for outcome in Readiness:
+            self.assessments.labels(outcome.value)
+        for step in SagaStep:
+            for result in ("ok", "failed"):
+                self.steps.labels(step.value, result)
+        for state in ENDED:
+            self.sagas.labels(state.value)
 
         self.by_readiness = Gauge("migration_devices", "Devices by readiness outcome (from the counts projection)",
                                   ["readiness"], registry=registry)

@@ -284,6 +284,10 @@ def assess(kind: DeviceKind, os: OperatingSystem, hardware: Hardware, applicatio
 
 # -- the device's migration record -----------------------------------------------------------
 
+ENDED: tuple[SagaState, ...] = (SagaState.MIGRATED, SagaState.FAILED, SagaState.UNSCHEDULED)
+"""The states a saga ends in."""
+
+
 class Saga(BaseModel):
     """A device's migration in a wave: where it stands, which step is next and when it is due."""
 
@@ -308,7 +312,7 @@ class Saga(BaseModel):
 
     @property
     def ended(self) -> bool:
-        return self.state in (SagaState.MIGRATED, SagaState.FAILED, SagaState.UNSCHEDULED)
+        return self.state in ENDED
 
 
 class DeviceRecord(BaseModel):

@@ -156,6 +156,8 @@ class OutboxRelay:
         if collection not in self._leases:
             self._leases[collection] = _Lease()
             self._metrics.outbox_backlog.labels(collection).set_function(lambda: self._unpublished(collection))
+            # at 0 from the start: increase() then sees a collection's first miss
+            self._metrics.outbox_clear_misses.labels(collection)
 
     def submit(self, collection: str, docs: Iterable[Document]) -> None:
         """Hand freshly written documents (``_id`` and the new ``outbox`` entries) to the

@@ -1,6 +1,7 @@
 """One trace on the real stack: a delivery recorded over HTTP in procurement travels through
-Kafka into every service that reacts (inventory registers the devices and announces them;
-migration and reporting hear of both), and every span of it hangs off the right parent.
+Kafka into every service that reacts, hop after hop (inventory registers the devices and
+announces them; migration assesses them and announces its verdicts; each announcement reaches
+the services subscribed to its topic), and every span of it hangs off the right parent.
 
 The four services run in this process, each with its own runtime (tracer provider, metrics,
 consumers) on the real Kafka and FerretDB, all exporting to one in-memory span exporter."""
@@ -23,7 +24,10 @@ from opentelemetry.trace import SpanKind
 
 from contracts.common import DeviceKind
 from contracts.envelope import new_envelope
+from contracts.inventory import DEVICES_TOPIC as INVENTORY_DEVICES
+from contracts.migration import DEVICES_TOPIC as MIGRATION_DEVICES
 from contracts.migration import REPLACEMENTS_TOPIC, ReplacementNeededV1
+from contracts.procurement import DELIVERIES_TOPIC
 from services import registry
 from services.runtime.app import create_app
 from services.runtime.auth import Role, issue_token
@@ -39,6 +43,21 @@ BASE = "/procurement"
 HARDWARE = {"model": "Dell Latitude E7450", "cpu_model": "Core i5-5300U", "cpu_arch": "x64", "cpu_cores": 2,
             "ram_mb": 8192, "disk_gb": 256, "tpm": "2.0", "firmware": "uefi"}
 LOCATION = {"site": "Holborn Police Station", "borough": "Camden", "unit": "Territorial"}
+
+HOPS: tuple[tuple[str, str, str | None, frozenset[str]], ...] = (
+    # (topic, the service publishing on it in this trace, inside its consumer span of which
+    #  topic (None: inside the HTTP request), the services whose consumers.py subscribe to it)
+    (DELIVERIES_TOPIC, "procurement", None, frozenset({"inventory", "migration", "procurement", "reporting"})),
+    (INVENTORY_DEVICES, "inventory", DELIVERIES_TOPIC, frozenset({"migration", "reporting"})),
+    (MIGRATION_DEVICES, "migration", INVENTORY_DEVICES, frozenset({"inventory", "reporting"})),
+)
+"""The delivery's path. Procurement hears its own delivery (the budget spend); inventory
+registers the devices; migration assesses them (the ``migration.device.assessed.v1`` verdicts
+inventory's consumer receives and ignores, reporting's counts). Nothing else publishes in this
+trace: procurement's budget was spent by the request, reporting publishes nothing."""
+CONSUMES: dict[str, frozenset[str]] = {
+    name: frozenset(topic for topic, _, _, consumers in HOPS if name in consumers) for name in registry.SERVICES}
+"""Each service's consumer spans in the trace, by topic."""
 
 
 _seen: list[ReadableSpan] = []
@@ -83,8 +102,7 @@ async def eventually(probe: Callable[[], Awaitable[bool]], what: str, timeout: f
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while not await probe():
-        assert loop.time() < deadline, f"{what} did not happen within {timeout}s; spans seen: " + repr(
-            sorted({(s.name, str(s.resource.attributes["service.name"])) for s in _seen}))
+        assert loop.time() < deadline, f"{what} did not happen within {timeout}s; the trace so far: " + tree(_seen)
         await asyncio.sleep(0.2)
 
 
@@ -154,37 +172,19 @@ async def test_a_recorded_delivery_is_one_trace_through_every_service_that_react
         _seen[:] = found
         return found
 
-    def consumers(topic: str, producer: ReadableSpan) -> dict[str, ReadableSpan]:
-        found = [s for s in in_trace() if s.kind is SpanKind.CONSUMER and s.name == f"{topic} process"
-                 and parent_id(s) == producer.context.span_id]
-        return {service_of(s): s for s in found}
+    def consumed() -> dict[str, set[str]]:
+        found: dict[str, set[str]] = {name: set() for name in registry.SERVICES}
+        for s in in_trace():
+            if s.kind is SpanKind.CONSUMER:
+                found.setdefault(service_of(s), set()).add(topic_of(s))
+        return found
 
-    # Reporting and migration hear of the delivery and of the devices inventory registered from it.
-    async def delivery_consumed() -> bool:
-        publishes = [s for s in in_trace() if s.name == "procurement.deliveries publish"]
-        return bool(publishes) and {"inventory", "migration", "reporting"} <= consumers(
-            "procurement.deliveries", publishes[0]).keys()
-
-    async def devices_consumed() -> bool:
-        publishes = [s for s in in_trace() if s.name == "inventory.devices publish"]
-        return bool(publishes) and {"migration", "reporting"} <= consumers("inventory.devices", publishes[0]).keys()
+    async def every_hop_consumed() -> bool:
+        found = consumed()
+        return all(found[name] >= topics for name, topics in CONSUMES.items())
 
     # New consumer groups start at the beginning of the topics, behind what earlier runs left there.
-    await eventually(delivery_consumed, "the delivery being consumed in the trace", 180)
-    await eventually(devices_consumed, "the registered devices being consumed in the trace", 180)
-
-    assert server.parent is None and service_of(server) == "procurement"
-    publish = one([s for s in in_trace() if s.name == "procurement.deliveries publish"], "the delivery's publish")
-    assert publish.kind is SpanKind.PRODUCER and service_of(publish) == "procurement"
-    assert parent_id(publish) == server.context.span_id
-    delivery_consumers = consumers("procurement.deliveries", publish)
-    assert {"inventory", "migration", "reporting"} <= delivery_consumers.keys()
-    registered = [s for s in in_trace() if s.name == "inventory.devices publish"]
-    assert registered and all(service_of(s) == "inventory" and s.kind is SpanKind.PRODUCER for s in registered)
-    assert {parent_id(s) for s in registered} == {delivery_consumers["inventory"].context.span_id}
-    device_consumers = consumers("inventory.devices", registered[0])
-    assert {"migration", "reporting"} <= device_consumers.keys()
-    assert all(s.context.trace_id == trace_id for s in [*delivery_consumers.values(), *device_consumers.values()])
+    await eventually(every_hop_consumed, "every hop of the delivery being consumed in the trace", 180)
     # Every span of the trace hangs off another span of it: one root, no broken links. (A span
     # finishes before its parent: a store command inside a consumer still at work is not yet an
     # orphan, so wait for the parents to finish.)
@@ -197,8 +197,61 @@ async def test_a_recorded_delivery_is_one_trace_through_every_service_that_react
     try:
         await eventually(no_orphans, "every span's parent finishing", 30)
     except AssertionError:
-        assert orphans() == []
-    assert {service_of(s) for s in in_trace()} >= {"procurement", "inventory", "migration", "reporting"}
+        assert orphans() == [], tree(in_trace())
+
+    found = in_trace()
+    shown = tree(found)
+    assert server.parent is None and service_of(server) == "procurement", shown
+    by_id = {s.context.span_id: s for s in found}
+    # Each service consumed exactly the topics it subscribes to that this trace crossed.
+    assert consumed() == CONSUMES, shown
+    # Only the hops publish, each in the service that owns the topic ...
+    assert {(service_of(s), topic_of(s)) for s in found if s.kind is SpanKind.PRODUCER} == {
+        (publisher, topic) for topic, publisher, _, _ in HOPS}, shown
+    for topic, publisher, inside, consumers in HOPS:
+        publishes = [s for s in found if s.kind is SpanKind.PRODUCER and topic_of(s) == topic]
+        for publish in publishes:
+            # ... from inside the request, or inside its own consumer span of the hop before ...
+            parent = by_id.get(parent_id(publish) or 0)
+            assert parent is not None, f"{publish.name} {shown}"
+            if inside is None:
+                assert parent is server, f"{publish.name} {shown}"
+            else:
+                assert (parent.kind, service_of(parent), topic_of(parent)) == (
+                    SpanKind.CONSUMER, publisher, inside), f"{publish.name} {shown}"
+        # ... and every consumer span of the topic is a child of one of its producer spans (a
+        # batch of messages from several of them is a child of the first, linking the others) ...
+        taken = [s for s in found if s.kind is SpanKind.CONSUMER and topic_of(s) == topic]
+        producer_ids = {p.context.span_id for p in publishes}
+        assert all(parent_id(s) in producer_ids for s in taken), f"{topic} {shown}"
+        # ... so that each subscribed service took what each producer span published.
+        for publish in publishes:
+            reached = {service_of(s) for s in taken if parent_id(s) == publish.context.span_id
+                       or any(link.context.span_id == publish.context.span_id for link in s.links)}
+            assert reached == consumers, f"{publish.name} {shown}"
+
+
+def topic_of(span: ReadableSpan) -> str:
+    return str((span.attributes or {}).get("messaging.destination.name", ""))
+
+
+def tree(found: list[ReadableSpan]) -> str:
+    """The trace's spans (store commands left out) as an indented tree, for failure messages."""
+    ids = {s.context.span_id for s in found}
+    children: dict[int | None, list[ReadableSpan]] = {}
+    for s in sorted(found, key=lambda s: s.start_time or 0):
+        children.setdefault(parent_id(s) if parent_id(s) in ids else None, []).append(s)
+    lines: list[str] = []
+
+    def show(span: ReadableSpan, depth: int) -> None:
+        if span.kind is not SpanKind.CLIENT:
+            lines.append(f"{'  ' * depth}{span.kind.name} {span.name} [{service_of(span)}]"
+                         + (f" links={len(span.links)}" if span.links else ""))
+        for child in children.get(span.context.span_id, []):
+            show(child, depth + 1)
+    for root in children.get(None, []):
+        show(root, 0)
+    return "\n" + "\n".join(lines)
 
 
 async def _ok(request: Awaitable[httpx.Response]) -> bool:

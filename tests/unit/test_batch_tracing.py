@@ -54,3 +54,16 @@ async def test_a_batch_from_several_traces_links_each() -> None:
     (span,) = spans.get_finished_spans()
     assert span.parent is None
     assert sorted(link.context.span_id for link in span.links) == sorted([p1, p2])
+
+
+async def test_a_batch_from_several_producer_spans_of_one_trace_continues_it() -> None:
+    """One request's events published under two producer spans (say, two relay rounds) and
+    fetched together: the trace runs on under the first, the other is linked."""
+    source = Telemetry("producer")
+    with source.tracer.start_as_current_span("request") as request:
+        (h1, p1), (h2, p2) = _producer(source, "one"), _producer(source, "two")
+    spans, _, _ = await _consume(_records([h1, h2, h1]))
+    (span,) = spans.get_finished_spans()
+    assert span.parent is not None and span.parent.span_id == p1
+    assert span.context.trace_id == request.get_span_context().trace_id
+    assert [link.context.span_id for link in span.links] == [p2]

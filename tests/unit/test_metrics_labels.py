@@ -59,6 +59,31 @@ async def embedded() -> AsyncIterator[tuple[Metrics, MemoryBus, MemoryStore]]:
     await bus.stop()
 
 
+async def test_a_watched_collection_exports_its_clear_misses_at_zero_before_the_first() -> None:
+    """A series born at its first increment hides that increment from increase()."""
+    metrics = Metrics()
+    OutboxRelay(bus=MemoryBus(partitions=1, policy=POLICY, telemetry=Telemetry("t"), metrics=metrics),
+                store=MemoryStore(), collections=["devices"], metrics=metrics, telemetry=Telemetry("t"))
+    assert metrics.registry.get_sample_value("outbox_clear_misses_total", {"collection": "devices"}) == 0
+
+
+async def test_migration_exports_its_steps_saga_endings_and_verdicts_at_zero_before_the_first() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from contracts.migration import Readiness, SagaStep
+    from services.migration.app import MigrationMetrics
+
+    registry = CollectorRegistry()
+    MigrationMetrics(registry)
+    for step in SagaStep:
+        for outcome in ("ok", "failed"):
+            assert registry.get_sample_value("migration_step_seconds_count", {"step": step, "outcome": outcome}) == 0
+    for state in ("migrated", "failed", "unscheduled"):
+        assert registry.get_sample_value("migration_sagas_ended_total", {"state": state}) == 0
+    for verdict in Readiness:
+        assert registry.get_sample_value("migration_assessments_total", {"outcome": verdict}) == 0
+
+
 async def test_outbox_backlog_rises_during_a_bus_outage_and_drops_to_zero_after(
         embedded: tuple[Metrics, MemoryBus, MemoryStore]) -> None:
     metrics, bus, store = embedded

@@ -212,16 +212,18 @@ class Delivery:
 
 
 def _batch_parent(messages: Sequence[Message]) -> tuple[Context | None, list[Link]]:
-    """Where a batch's consumer span belongs: under the one producer span all its messages
-    came from (the usual case: one request's events), so the trace runs on unbroken; else a
-    root with a link to each producer span (OpenTelemetry's way for a batch of many traces)."""
+    """Where a batch's consumer span belongs. Its messages all from one trace (the usual case:
+    one request's events, though a relay may have published them under more than one producer
+    span, e.g. in two rounds): under the first message's producer span, with a link to each
+    other producer span, so the trace runs on unbroken. From several traces: a root with a link
+    to each producer span (OpenTelemetry's way for a batch of many traces)."""
     parents: dict[tuple[int, int], tuple[Context, SpanContext]] = {}
     for message in messages:
         context = context_from_headers(message.headers)
         span_context = trace.get_current_span(context).get_span_context()
         if span_context.is_valid:
             parents.setdefault((span_context.trace_id, span_context.span_id), (context, span_context))
-    if len(parents) == 1:
-        (context, _), = parents.values()
-        return context, []
+    if len({trace_id for trace_id, _ in parents}) == 1:
+        (context, _), *others = parents.values()
+        return context, [Link(span_context) for _, span_context in others]
     return None, [Link(span_context) for _, span_context in parents.values()]
