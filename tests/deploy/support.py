@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -258,3 +260,33 @@ def k8s(kind: str) -> list[dict[str, Any]]:
 
 def containers() -> list[dict[str, Any]]:
     return [c for d in k8s("Deployment") for c in d["spec"]["template"]["spec"]["containers"]]
+
+
+def kustomize() -> str:
+    """The kustomize binary deploy/local/kustomize.sh builds (what `kubectl kustomize` runs)."""
+    done = subprocess.run(["bash", str(DEPLOY / "local/kustomize.sh"), "path"], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.fail("kustomize is not built: run `bash deploy/local/kustomize.sh install` (make test does)\n"
+                    + done.stderr, pytrace=False)
+    return done.stdout.strip()
+
+
+@cache
+def rendered_k8s() -> tuple[dict[str, Any], ...]:
+    """Every object `kustomize build deploy/k8s` renders: what `kubectl apply -k` applies."""
+    rendered = subprocess.run([kustomize(), "build", str(K8S_DIR)], capture_output=True, text=True, timeout=120)
+    assert rendered.returncode == 0, rendered.stderr
+    return tuple(doc for doc in yaml.safe_load_all(rendered.stdout) if doc)
+
+
+def rendered_config_map(name: str) -> dict[str, Any]:
+    (found,) = [d for d in rendered_k8s() if d["kind"] == "ConfigMap" and d["metadata"]["name"] == name]
+    return found
+
+
+def promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
+        pytest.fail("promtool is not installed: run `bash deploy/local/prometheus.sh install` "
+                    "(make test does)", pytrace=False)
+    return found

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from tests.deploy.support import (
     load_yaml,
     panels,
     promql_problems,
+    promtool,
 )
 
 
@@ -137,14 +137,6 @@ def test_the_issue_alerts_exist_for_every_service() -> None:
     jobs = {job["job_name"] for job in load_yaml(PROMETHEUS_DIR / "prometheus.yml")["scrape_configs"]
             if any(g.get("labels", {}).get("platform") == "estate" for g in job.get("static_configs", []))}
     assert jobs == set(registry.SERVICES), "every service is scraped with platform=estate, as EstateServiceDown selects"
-
-
-def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        pytest.fail("promtool is not installed: run `bash deploy/local/prometheus.sh install` "
-                    "(make test does)", pytrace=False)
-    return found
 
 
 @pytest.mark.parametrize("command", [["check", "config", "prometheus.yml"], ["check", "rules", "alerts.yml"],
