@@ -78,7 +78,7 @@ def test_k8s_env_from_refers_to_defined_objects() -> None:
                     assert source[key]["name"] in names[kind], source
 
 
-def test_inventory_deployment_probes_resources_and_scraping() -> None:
+def test_inventory_deployment_resources_and_scraping() -> None:
     from services.runtime.http import ops_router
 
     routes = {getattr(route, "path", "") for route in ops_router().routes}
@@ -86,11 +86,6 @@ def test_inventory_deployment_probes_resources_and_scraping() -> None:
     assert deployment["spec"]["replicas"] == 2
     template = deployment["spec"]["template"]
     (container,) = template["spec"]["containers"]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/health/live"
-    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
-        if probe in container:
-            assert container[probe]["httpGet"]["path"] in routes
     assert container["resources"]["limits"]["memory"] == "256Mi"
     assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
@@ -130,12 +125,31 @@ def test_every_service_has_a_deployment_running_it_and_a_service(name: str) -> N
     command = [*container["command"], *container["args"]]
     assert command[:4] == ["estate", "run", "--service", name]
     assert {"name": "ESTATE_SERVICE_NAME", "value": name} in container["env"]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/health/ready"
     assert {"cpu", "memory"} <= container["resources"]["limits"].keys()
     template = d["spec"]["template"]  # type: ignore[index]
     assert template["metadata"]["labels"]["app.kubernetes.io/name"] == name, "the scrape config makes it the job"
     assert template["metadata"]["annotations"]["prometheus.io/scrape"] == "true"
     assert [s for s in k8s("Service") if s["spec"]["selector"] == {"app.kubernetes.io/name": name}]
+
+
+@pytest.mark.parametrize("name", list(registry.SERVICES))
+def test_every_deployment_probes_readiness_liveness_and_startup_on_the_ops_routes(name: str) -> None:
+    """Ready = the store and the bus answer; live = the process answers (a store outage must not
+    restart every pod); the startup probe holds the liveness probe off while the service starts."""
+    from services.runtime.http import ops_router
+
+    routes = {getattr(route, "path", "") for route in ops_router().routes}
+    (container,) = deployment(name)["spec"]["template"]["spec"]["containers"]  # type: ignore[index]
+    ports = {p["name"] for p in container["ports"]} | {p["containerPort"] for p in container["ports"]}
+    expected = {"readinessProbe": "/health/ready", "livenessProbe": "/health/live", "startupProbe": "/health/live"}
+    for probe, path in expected.items():
+        assert probe in container, f"{name} has no {probe}"
+        assert container[probe]["httpGet"]["path"] == path and path in routes, f"{name} {probe}"
+        assert container[probe]["httpGet"]["port"] in ports, f"{name} {probe} probes a port the container lacks"
+    startup = container["startupProbe"]
+    liveness = container["livenessProbe"]
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 30, f"{name}: too little time to start"
+    assert liveness["periodSeconds"] * liveness.get("failureThreshold", 3) >= 30, f"{name}: restarts on one blip"
 
 
 def test_replicas_respect_the_partitions_and_disruption_budgets_leave_one_pod_free() -> None:
