@@ -26,6 +26,7 @@ from tests.deploy.support import (
     panels,
     promql_problems,
     promtool,
+    rendered_k8s,
 )
 
 
@@ -144,6 +145,31 @@ def test_the_issue_alerts_exist_for_every_service() -> None:
 def test_promtool_accepts_the_config_and_rules_and_every_alert_case_passes(command: list[str]) -> None:
     done = subprocess.run([promtool(), *command], cwd=PROMETHEUS_DIR, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"promtool {' '.join(command)}:\n{done.stdout}\n{done.stderr}"
+
+
+def prometheus_images() -> dict[str, str]:
+    """Where a Prometheus server image is named: the compose service, and any rendered k8s pod."""
+    images = {"docker-compose.yml prometheus": compose()["services"]["prometheus"]["image"]}
+    for doc in rendered_k8s():
+        pod = doc.get("spec", {}).get("template", {}).get("spec", {})
+        for container in pod.get("containers", []):
+            if re.search(r"(^|/)prometheus:", container["image"]):
+                images[f"k8s {doc['metadata']['name']}/{container['name']}"] = container["image"]
+    return images
+
+
+def test_the_deployed_prometheus_has_the_major_version_of_the_tested_promtool() -> None:
+    """The rules, their unit tests and the config are checked with Debian's promtool; Prometheus 3
+    changed range selectors (left-open) and other semantics, so the server that runs them must be
+    the same major version or the tests prove nothing about it."""
+    done = subprocess.run([promtool(), "--version"], capture_output=True, text=True, timeout=60)
+    found = re.search(r"version (\d+)\.\d+", done.stdout + done.stderr)
+    assert found, done.stdout + done.stderr
+    for where, image in prometheus_images().items():
+        tag = re.fullmatch(r"v?(\d+)\.\d+\.\d+", image.rpartition(":")[2])
+        assert tag, f"{where}: pin {image} to a release"
+        assert tag.group(1) == found.group(1), \
+            f"{where} runs {image}, the tests use promtool {found.group(0)}: pin the same major version"
 
 
 def test_promtool_test_rules_fails_when_an_alert_case_is_wrong(tmp_path: Path) -> None:
