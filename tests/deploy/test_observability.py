@@ -17,15 +17,19 @@ from tests.deploy.support import (
     PROMETHEUS_DIR,
     alert_rules,
     compose,
+    dashboard_metrics,
+    dashboard_named,
     dashboard_queries,
     dashboards,
     estate_services,
     exported_series,
     expression_labels,
+    known_series,
     load_yaml,
     panels,
     promql_problems,
     promtool,
+    queries_of,
     rendered_k8s,
 )
 
@@ -39,6 +43,9 @@ def test_the_promql_reader_catches_misspelt_metrics_and_labels() -> None:
         "unknown metric 'http_request_total'"]
     assert promql_problems("outbox_backlog_events") == []
     assert promql_problems("outbox_backlog") == ["unknown metric 'outbox_backlog'"]
+    assert promql_problems('{__name__="outbox_backlog", job="x"}') == ["unknown metric 'outbox_backlog'"]
+    assert promql_problems('count({__name__="outbox_backlog_events", colection=~"a{2}"})') == [
+        "outbox_backlog_events has no label 'colection'"]
     assert promql_problems('consumer_lag_messages{partiton="0"}') == [
         "consumer_lag_messages has no label 'partiton'"]
     assert promql_problems("sum by (route) (consumer_lag_messages)") == [
@@ -248,13 +255,37 @@ def test_dashboard_queries_use_real_metrics_and_labels(where: str, expr: str, le
 
 
 def test_the_health_dashboard_covers_the_platform_metrics() -> None:
-    exprs = " ".join(expr for _, expr, _ in dashboard_queries())
+    shown = dashboard_metrics("platform-health")
     for metric in ("http_requests_total", "http_request_duration_seconds_bucket",
                    "events_published_total", "events_consumed_total",
                    "event_handler_duration_seconds_bucket", "consumer_lag_messages",
                    "outbox_backlog_events", "dead_letters_total", "outbox_uncleared_events",
                    "outbox_clear_misses_total", "outbox_publish_failures_total", "outbox_lease_held"):
-        assert metric in exprs, f"no panel shows {metric}"
+        assert metric in shown, f"no panel shows {metric}"
+
+
+def test_the_programme_dashboard_shows_progress_blockers_spend_and_the_forecast() -> None:
+    """Legacy devices remaining, migrations per day, blocked devices, spend and the forecast: the
+    figures the programme is steered by, each read from the metric that carries it."""
+    shown = dashboard_metrics("programme-progress")
+    wanted = {"legacy devices remaining": {"estate_legacy_devices_remaining"},
+              "blocked devices": {"estate_devices_blocked"},
+              "spend": {"procurement_spend_committed_pence", "procurement_spend_delivered_pence",
+                        "estate_spend_committed_gbp"},
+              "the forecast": {"estate_forecast_probability_by_deadline", "estate_forecast_days_left"}}
+    for what, metrics in wanted.items():
+        assert metrics <= shown, f"no panel shows {what}: {sorted(metrics - shown)}"
+    per_day = re.compile(r'increase\(migration_sagas_ended_total\{[^}]*state="migrated"[^}]*\}\[1d\]\)')
+    assert any(per_day.search(expr) for _, expr, _ in queries_of(*dashboard_named("programme-progress"))), \
+        "no panel counts the sagas that ended migrated per day"
+
+
+@pytest.mark.parametrize("stem", [path.stem for path, _ in dashboards()])
+def test_every_metric_a_dashboard_reads_is_exported_by_the_services(stem: str) -> None:
+    """Named by the services' metrics classes (or up, which Prometheus adds to every target)."""
+    shown = dashboard_metrics(stem)
+    assert shown, f"{stem}: no metric found in its queries"
+    assert shown <= known_series().keys(), f"{stem} reads {sorted(shown - known_series().keys())}"
 
 
 def test_grafana_provisioning_matches_the_compose_mounts() -> None:
