@@ -33,6 +33,9 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 
 
+README = ROOT / "README.md"
+
+
 PROMETHEUS_DIR = DEPLOY / "prometheus"
 
 

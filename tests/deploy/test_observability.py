@@ -15,6 +15,7 @@ from tests.deploy.support import (
     ALERTS_FILE,
     GRAFANA_DIR,
     PROMETHEUS_DIR,
+    README,
     alert_rules,
     compose,
     dashboard_metrics,
@@ -212,6 +213,36 @@ def test_every_alert_has_a_promtool_case_that_matches_it() -> None:
     for test in tests["tests"]:
         for series in test["input_series"]:
             assert promql_problems(series["series"]) == [], series["series"]
+
+
+def runbook_rows() -> list[tuple[str, str | None]]:
+    """(alert, severity shown or None) for each row of the README's runbook table."""
+    text = README.read_text()
+    section = text[text.index("### Runbook"):]
+    lines = section.splitlines()[1:]
+    start = next(i for i, line in enumerate(lines) if line.startswith("| Alert |"))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cell = line.split("|")[1].strip()
+        found = re.fullmatch(r"(\w+)(?: \((\w+)\))?", cell)
+        assert found, f"runbook row {cell!r} is not `Alert` or `Alert (severity)`"
+        rows.append((found.group(1), found.group(2)))
+    return rows
+
+
+def test_the_readme_runbook_lists_exactly_the_alerts_with_their_severity() -> None:
+    """One row per alert of alerts.yml, none for an alert that is gone; the severity is shown
+    unless it is warning."""
+    rows = runbook_rows()
+    names = [name for name, _ in rows]
+    assert len(names) == len(set(names)), "an alert has two runbook rows"
+    rules = {rule["alert"]: rule for rule in alert_rules()}
+    assert set(names) == rules.keys(), (f"missing from the runbook: {sorted(rules.keys() - set(names))}; "
+                                        f"not alerts: {sorted(set(names) - rules.keys())}")
+    for name, shown in rows:
+        assert (shown or "warning") == rules[name]["labels"]["severity"], f"{name}: runbook says {shown}"
 
 
 @pytest.mark.parametrize("rule", alert_rules(), ids=lambda rule: rule["alert"])
