@@ -227,6 +227,12 @@ def interpolate(value: str) -> str:
                               value)
 
 
+def bind_mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> repository path (as written, ./...) of each of a compose service's bind mounts."""
+    mounts = [str(v).split(":") for v in service.get("volumes", []) if str(v).startswith(".")]
+    return {target.rstrip("/"): source for source, target, *_ in mounts}
+
+
 def estate_services() -> dict[str, dict[str, Any]]:
     return {name: svc for name, svc in compose()["services"].items()
             if any(k.startswith("ESTATE_") for k in environment_of(svc))}

@@ -17,6 +17,7 @@ from tests.deploy.support import (
     PROMETHEUS_DIR,
     README,
     alert_rules,
+    bind_mounts,
     compose,
     dashboard_metrics,
     dashboard_named,
@@ -321,7 +322,7 @@ def test_every_metric_a_dashboard_reads_is_exported_by_the_services(stem: str) -
 
 def test_grafana_provisioning_matches_the_compose_mounts() -> None:
     grafana = compose()["services"]["grafana"]
-    mounts = dict(str(v).split(":")[:2] for v in grafana["volumes"] if str(v).startswith("."))
+    mounts = {source: target for target, source in bind_mounts(grafana).items()}
     assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
     providers = load_yaml(GRAFANA_DIR / "provisioning/dashboards/estate.yaml")["providers"]
     assert {p["options"]["path"] for p in providers} == {mounts["./deploy/grafana/dashboards"]}
