@@ -199,3 +199,22 @@ def test_grafana_home_dashboard_is_a_provisioned_dashboard_file() -> None:
     source = ROOT / mounts[folder] / file
     assert source.is_file(), f"{home} names no dashboard: {source.relative_to(ROOT)} is missing"
     assert json.loads(source.read_text())["uid"]
+
+
+NO_HEALTH_CHECK = {"otel-collector": "its image is FROM scratch: no shell or HTTP client to check with"}
+"""Long-running compose services without a health check, and why."""
+
+
+def test_every_long_running_service_has_a_health_check_on_its_own_port() -> None:
+    for name, service in compose()["services"].items():
+        if service.get("restart") == "no":
+            continue  # one-shot jobs (mongo-init, kafka-init): dependants wait for their exit
+        if name in NO_HEALTH_CHECK:
+            assert "healthcheck" not in service, f"{name} has a health check now: drop it from NO_HEALTH_CHECK"
+            continue
+        assert "healthcheck" in service, f"{name} has no health check"
+        test = " ".join(service["healthcheck"]["test"])
+        container_ports = {p.rpartition(":")[2] for p in service.get("ports", [])}
+        for host, port in re.findall(r"https?://([\w.-]+):(\d+)", test):
+            assert host in ("127.0.0.1", "localhost"), f"{name} checks {host}, not itself"
+            assert port in container_ports, f"{name} checks port {port}; it serves {sorted(container_ports)}"
