@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -29,6 +31,9 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 
 
 DOCKERFILE = ROOT / "Dockerfile"
+
+
+README = ROOT / "README.md"
 
 
 PROMETHEUS_DIR = DEPLOY / "prometheus"
@@ -135,26 +140,49 @@ _KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "an
              "bool", "offset", "inf", "nan", "atan2"}
 
 
+def _without_strings(expr: str) -> tuple[str, list[str]]:
+    """``expr`` with each string literal replaced by its index in the list returned beside it (so
+    braces or names inside strings are not read as PromQL), grouping clauses removed."""
+    strings: list[str] = []
+
+    def keep(match: re.Match[str]) -> str:
+        strings.append(match.group(0)[1:-1])
+        return f'"{len(strings) - 1}"'
+
+    return _GROUPING.sub(" ", _STRING.sub(keep, expr)), strings
+
+
+def _selectors(expr: str) -> list[tuple[str, str]]:
+    """(metric name, matchers) of every ``{...}`` selector; the name from ``__name__`` if it has none."""
+    text, strings = _without_strings(expr)
+    found = []
+    for name, body in _SELECTOR.findall(text):
+        if not name:
+            name = next((strings[int(i)] for i in re.findall(r'__name__\s*=\s*"(\d+)"', body)), "")
+        found.append((name, body))
+    return found
+
+
+def metric_names(expr: str) -> set[str]:
+    """Every metric ``expr`` reads: selector names and bare names (not functions, keywords, labels)."""
+    text, _ = _without_strings(expr)
+    bare = _IDENTIFIER.findall(_RANGE.sub(" ", _SELECTOR.sub(r" \1 ", text)))
+    names = {name for name, _ in _selectors(expr)} | {n for n in bare if n not in _KEYWORDS}
+    names.discard("")
+    return names
+
+
 def promql_problems(expr: str) -> list[str]:
     """What in ``expr`` does not exist: unknown metrics, or labels those metrics do not have."""
     series = known_series()
-    text = _STRING.sub('""', expr)
-    grouping = [g.strip() for clause in _GROUPING.findall(text)
+    grouping = [g.strip() for clause in _GROUPING.findall(_STRING.sub('""', expr))
                 for g in clause.split(",") if g.strip()]
-    text = _GROUPING.sub(" ", text)
     problems: list[str] = []
-    names: set[str] = set()
-    for name, body in _SELECTOR.findall(text):
-        matched = set(_MATCHER.findall(body))
-        if not name:
-            name = next((v for k, v in re.findall(r'(__name__)\s*=\s*"([^"]*)"', body)), "")
-        names.add(name)
-        unknown = matched - series.get(name, frozenset()) - scrape_labels() - {"__name__"}
+    for name, body in _selectors(expr):
+        unknown = set(_MATCHER.findall(body)) - series.get(name, frozenset()) - scrape_labels() - {"__name__"}
         if name in series:
             problems += [f"{name} has no label {label!r}" for label in sorted(unknown)]
-    bare = _IDENTIFIER.findall(_RANGE.sub(" ", _SELECTOR.sub(r" \1 ", text)))
-    names |= {n for n in bare if n not in _KEYWORDS}
-    names.discard("")
+    names = metric_names(expr)
     problems += [f"unknown metric {name!r}" for name in sorted(names - series.keys())]
     available = set(scrape_labels()).union(*(series.get(n, frozenset()) for n in names))
     problems += [f"grouping by unknown label {g!r}" for g in grouping if g not in available]
@@ -164,10 +192,7 @@ def promql_problems(expr: str) -> list[str]:
 def expression_labels(expr: str) -> set[str]:
     """Every label the series in ``expr`` may carry (to check legends and annotations against)."""
     series = known_series()
-    text = _STRING.sub('""', expr)
-    text = _SELECTOR.sub(r" \1 ", _GROUPING.sub(" ", text))
-    names = set(_IDENTIFIER.findall(_RANGE.sub(" ", text)))
-    return set(scrape_labels()).union(*(series.get(n, frozenset()) for n in names))
+    return set(scrape_labels()).union(*(series.get(n, frozenset()) for n in metric_names(expr)))
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
@@ -202,6 +227,12 @@ def interpolate(value: str) -> str:
                               value)
 
 
+def bind_mounts(service: dict[str, Any]) -> dict[str, str]:
+    """Container path -> repository path (as written, ./...) of each of a compose service's bind mounts."""
+    mounts = [str(v).split(":") for v in service.get("volumes", []) if str(v).startswith(".")]
+    return {target.rstrip("/"): source for source, target, *_ in mounts}
+
+
 def estate_services() -> dict[str, dict[str, Any]]:
     return {name: svc for name, svc in compose()["services"].items()
             if any(k.startswith("ESTATE_") for k in environment_of(svc))}
@@ -231,20 +262,35 @@ def panels(dashboard: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from panel.get("panels", [])
 
 
+def queries_of(path: Path, dashboard: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(dashboard/panel, expression, legend) for every Prometheus query on one dashboard: its
+    panels' targets and the series its ``label_values(...)`` variables read."""
+    found = []
+    for panel in panels(dashboard):
+        for target in panel.get("targets", []):
+            found.append((f"{path.stem}/{panel['title']}", target["expr"], target.get("legendFormat", "")))
+    for variable in dashboard.get("templating", {}).get("list", []):
+        query = variable.get("query")
+        text = query.get("query", "") if isinstance(query, dict) else str(query or "")
+        for series, _label in re.findall(r"label_values\(\s*(.+?)\s*,\s*(\w+)\s*\)", text):
+            found.append((f"{path.stem}/${variable['name']}", series, ""))
+    return found
+
+
 def dashboard_queries() -> list[tuple[str, str, str]]:
     """(dashboard/panel, expression, legend) for every Prometheus query on every dashboard."""
-    found = []
-    for path, dashboard in dashboards():
-        for panel in panels(dashboard):
-            for target in panel.get("targets", []):
-                found.append((f"{path.stem}/{panel['title']}", target["expr"],
-                              target.get("legendFormat", "")))
-        for variable in dashboard.get("templating", {}).get("list", []):
-            query = variable.get("query")
-            text = query.get("query", "") if isinstance(query, dict) else str(query or "")
-            for metric, _label in re.findall(r"label_values\(\s*([\w:]+)\s*,\s*(\w+)\s*\)", text):
-                found.append((f"{path.stem}/${variable['name']}", metric, ""))
+    return [query for path, dashboard in dashboards() for query in queries_of(path, dashboard)]
+
+
+def dashboard_named(stem: str) -> tuple[Path, dict[str, Any]]:
+    """deploy/grafana/dashboards/<stem>.json, loaded."""
+    (found,) = [(path, dashboard) for path, dashboard in dashboards() if path.stem == stem]
     return found
+
+
+def dashboard_metrics(stem: str) -> set[str]:
+    """Every metric the queries of deploy/grafana/dashboards/<stem>.json read."""
+    return {name for _, expr, _ in queries_of(*dashboard_named(stem)) for name in metric_names(expr)}
 
 
 def k8s_objects() -> list[tuple[Path, dict[str, Any]]]:
@@ -258,3 +304,33 @@ def k8s(kind: str) -> list[dict[str, Any]]:
 
 def containers() -> list[dict[str, Any]]:
     return [c for d in k8s("Deployment") for c in d["spec"]["template"]["spec"]["containers"]]
+
+
+def kustomize() -> str:
+    """The kustomize binary deploy/local/kustomize.sh builds (what `kubectl kustomize` runs)."""
+    done = subprocess.run(["bash", str(DEPLOY / "local/kustomize.sh"), "path"], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.fail("kustomize is not built: run `bash deploy/local/kustomize.sh install` (make test does)\n"
+                    + done.stderr, pytrace=False)
+    return done.stdout.strip()
+
+
+@cache
+def rendered_k8s() -> tuple[dict[str, Any], ...]:
+    """Every object `kustomize build deploy/k8s` renders: what `kubectl apply -k` applies."""
+    rendered = subprocess.run([kustomize(), "build", str(K8S_DIR)], capture_output=True, text=True, timeout=120)
+    assert rendered.returncode == 0, rendered.stderr
+    return tuple(doc for doc in yaml.safe_load_all(rendered.stdout) if doc)
+
+
+def rendered_config_map(name: str) -> dict[str, Any]:
+    (found,) = [d for d in rendered_k8s() if d["kind"] == "ConfigMap" and d["metadata"]["name"] == name]
+    return found
+
+
+def promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
+        pytest.fail("promtool is not installed: run `bash deploy/local/prometheus.sh install` "
+                    "(make test does)", pytrace=False)
+    return found

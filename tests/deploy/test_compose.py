@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from tests.deploy.support import (
     DEPLOY,
     ROOT,
     TEST_SECRET,
+    bind_mounts,
     compose,
     environment_of,
     estate_services,
@@ -176,3 +178,43 @@ def test_mongo_runs_as_the_replica_set_the_services_name() -> None:
         assert environment_of(service)["ESTATE_MONGO_URL"].endswith(f"?replicaSet={replica_set}"), name
     script = " ".join(services["mongo-init"]["command"])
     assert f'rs.initiate({{_id: "{replica_set}"' in script and "mongo:27017" in script
+
+
+@pytest.mark.parametrize("name", list(registry.SERVICES))
+def test_prometheus_scrapes_each_service_on_the_port_its_command_listens_on(name: str) -> None:
+    command = compose()["services"][name]["command"]
+    port = command[command.index("--port") + 1]
+    config = load_yaml(DEPLOY / "prometheus/prometheus.yml")
+    (job,) = [j for j in config["scrape_configs"] if j["job_name"] == name]
+    targets = [t for group in job["static_configs"] for t in group["targets"]]
+    assert targets == [f"{name}:{port}"], f"{name} listens on {port}; Prometheus scrapes {targets}"
+
+
+def test_grafana_home_dashboard_is_a_provisioned_dashboard_file() -> None:
+    grafana = compose()["services"]["grafana"]
+    home = environment_of(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    folder, _, file = home.rpartition("/")
+    mounts = bind_mounts(grafana)
+    assert mounts.get(folder) == "./deploy/grafana/dashboards", f"{home} is not in the mounted dashboards folder"
+    source = ROOT / mounts[folder] / file
+    assert source.is_file(), f"{home} names no dashboard: {source.relative_to(ROOT)} is missing"
+    assert json.loads(source.read_text())["uid"]
+
+
+NO_HEALTH_CHECK = {"otel-collector": "its image is FROM scratch: no shell or HTTP client to check with"}
+"""Long-running compose services without a health check, and why."""
+
+
+def test_every_long_running_service_has_a_health_check_on_its_own_port() -> None:
+    for name, service in compose()["services"].items():
+        if service.get("restart") == "no":
+            continue  # one-shot jobs (mongo-init, kafka-init): dependants wait for their exit
+        if name in NO_HEALTH_CHECK:
+            assert "healthcheck" not in service, f"{name} has a health check now: drop it from NO_HEALTH_CHECK"
+            continue
+        assert "healthcheck" in service, f"{name} has no health check"
+        test = " ".join(service["healthcheck"]["test"])
+        container_ports = {p.rpartition(":")[2] for p in service.get("ports", [])}
+        for host, port in re.findall(r"https?://([\w.-]+):(\d+)", test):
+            assert host in ("127.0.0.1", "localhost"), f"{name} checks {host}, not itself"
+            assert port in container_ports, f"{name} checks port {port}; it serves {sorted(container_ports)}"

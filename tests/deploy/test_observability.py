@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -16,16 +15,24 @@ from tests.deploy.support import (
     ALERTS_FILE,
     GRAFANA_DIR,
     PROMETHEUS_DIR,
+    README,
     alert_rules,
+    bind_mounts,
     compose,
+    dashboard_metrics,
+    dashboard_named,
     dashboard_queries,
     dashboards,
     estate_services,
     exported_series,
     expression_labels,
+    known_series,
     load_yaml,
     panels,
     promql_problems,
+    promtool,
+    queries_of,
+    rendered_k8s,
 )
 
 
@@ -38,6 +45,9 @@ def test_the_promql_reader_catches_misspelt_metrics_and_labels() -> None:
         "unknown metric 'http_request_total'"]
     assert promql_problems("outbox_backlog_events") == []
     assert promql_problems("outbox_backlog") == ["unknown metric 'outbox_backlog'"]
+    assert promql_problems('{__name__="outbox_backlog", job="x"}') == ["unknown metric 'outbox_backlog'"]
+    assert promql_problems('count({__name__="outbox_backlog_events", colection=~"a{2}"})') == [
+        "outbox_backlog_events has no label 'colection'"]
     assert promql_problems('consumer_lag_messages{partiton="0"}') == [
         "consumer_lag_messages has no label 'partiton'"]
     assert promql_problems("sum by (route) (consumer_lag_messages)") == [
@@ -139,19 +149,36 @@ def test_the_issue_alerts_exist_for_every_service() -> None:
     assert jobs == set(registry.SERVICES), "every service is scraped with platform=estate, as EstateServiceDown selects"
 
 
-def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        pytest.fail("promtool is not installed: run `bash deploy/local/prometheus.sh install` "
-                    "(make test does)", pytrace=False)
-    return found
-
-
 @pytest.mark.parametrize("command", [["check", "config", "prometheus.yml"], ["check", "rules", "alerts.yml"],
                                      ["test", "rules", "alerts.test.yml"]], ids=" ".join)
 def test_promtool_accepts_the_config_and_rules_and_every_alert_case_passes(command: list[str]) -> None:
     done = subprocess.run([promtool(), *command], cwd=PROMETHEUS_DIR, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, f"promtool {' '.join(command)}:\n{done.stdout}\n{done.stderr}"
+
+
+def prometheus_images() -> dict[str, str]:
+    """Where a Prometheus server image is named: the compose service, and any rendered k8s pod."""
+    images = {"docker-compose.yml prometheus": compose()["services"]["prometheus"]["image"]}
+    for doc in rendered_k8s():
+        pod = doc.get("spec", {}).get("template", {}).get("spec", {})
+        for container in pod.get("containers", []):
+            if re.search(r"(^|/)prometheus:", container["image"]):
+                images[f"k8s {doc['metadata']['name']}/{container['name']}"] = container["image"]
+    return images
+
+
+def test_the_deployed_prometheus_has_the_major_version_of_the_tested_promtool() -> None:
+    """The rules, their unit tests and the config are checked with Debian's promtool; Prometheus 3
+    changed range selectors (left-open) and other semantics, so the server that runs them must be
+    the same major version or the tests prove nothing about it."""
+    done = subprocess.run([promtool(), "--version"], capture_output=True, text=True, timeout=60)
+    found = re.search(r"version (\d+)\.\d+", done.stdout + done.stderr)
+    assert found, done.stdout + done.stderr
+    for where, image in prometheus_images().items():
+        tag = re.fullmatch(r"v?(\d+)\.\d+\.\d+", image.rpartition(":")[2])
+        assert tag, f"{where}: pin {image} to a release"
+        assert tag.group(1) == found.group(1), \
+            f"{where} runs {image}, the tests use promtool {found.group(0)}: pin the same major version"
 
 
 def test_promtool_test_rules_fails_when_an_alert_case_is_wrong(tmp_path: Path) -> None:
@@ -177,8 +204,10 @@ def test_every_alert_has_a_promtool_case_that_matches_it() -> None:
     tested = {case["alertname"] for case in cases}
     assert tested <= rules.keys(), f"cases for unknown alerts {sorted(tested - rules.keys())}"
     assert rules.keys() <= tested, f"alerts without a case {sorted(rules.keys() - tested)}"
-    assert all(any(case["exp_alerts"] for case in cases if case["alertname"] == name) for name in rules), \
-        "every alert has a case where it fires"
+    for name in rules:
+        assert any(case["exp_alerts"] for case in cases if case["alertname"] == name), f"{name} never fires"
+        assert any(not case["exp_alerts"] for case in cases if case["alertname"] == name), \
+            f"{name} has no case where it must not fire"
     for case in cases:
         rule = rules[case["alertname"]]
         for alert in case["exp_alerts"]:
@@ -187,6 +216,48 @@ def test_every_alert_has_a_promtool_case_that_matches_it() -> None:
     for test in tests["tests"]:
         for series in test["input_series"]:
             assert promql_problems(series["series"]) == [], series["series"]
+
+
+def runbook_rows() -> list[tuple[str, str | None]]:
+    """(alert, severity shown or None) for each row of the README's runbook table."""
+    text = README.read_text()
+    section = text[text.index("### Runbook"):]
+    lines = section.splitlines()[1:]
+    start = next(i for i, line in enumerate(lines) if line.startswith("| Alert |"))
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        cell = line.split("|")[1].strip()
+        found = re.fullmatch(r"(\w+)(?: \((\w+)\))?", cell)
+        assert found, f"runbook row {cell!r} is not `Alert` or `Alert (severity)`"
+        rows.append((found.group(1), found.group(2)))
+    return rows
+
+
+def test_the_readme_runbook_lists_exactly_the_alerts_with_their_severity() -> None:
+    """One row per alert of alerts.yml, none for an alert that is gone; the severity is shown
+    unless it is warning."""
+    rows = runbook_rows()
+    names = [name for name, _ in rows]
+    assert len(names) == len(set(names)), "an alert has two runbook rows"
+    rules = {rule["alert"]: rule for rule in alert_rules()}
+    assert set(names) == rules.keys(), (f"missing from the runbook: {sorted(rules.keys() - set(names))}; "
+                                        f"not alerts: {sorted(set(names) - rules.keys())}")
+    for name, shown in rows:
+        assert (shown or "warning") == rules[name]["labels"]["severity"], f"{name}: runbook says {shown}"
+
+
+def test_alert_cases_use_topics_the_platform_has() -> None:
+    """A case on a topic no service publishes tests an alert nobody can receive that way."""
+    published = {topic for unit in registry.units() for topic in unit.publishes}
+    tests = alert_tests()["tests"]
+    used = {topic for test in tests for series in test["input_series"]
+            for topic in re.findall(r'\btopic="([^"]*)"', series["series"])}
+    used |= {alert["exp_labels"]["topic"] for test in tests for case in test["alert_rule_test"]
+             for alert in case["exp_alerts"] if "topic" in alert["exp_labels"]}
+    assert used, "no case names a topic"
+    assert used <= published, f"not topics of the platform: {sorted(used - published)}"
 
 
 @pytest.mark.parametrize("rule", alert_rules(), ids=lambda rule: rule["alert"])
@@ -230,18 +301,42 @@ def test_dashboard_queries_use_real_metrics_and_labels(where: str, expr: str, le
 
 
 def test_the_health_dashboard_covers_the_platform_metrics() -> None:
-    exprs = " ".join(expr for _, expr, _ in dashboard_queries())
+    shown = dashboard_metrics("platform-health")
     for metric in ("http_requests_total", "http_request_duration_seconds_bucket",
                    "events_published_total", "events_consumed_total",
                    "event_handler_duration_seconds_bucket", "consumer_lag_messages",
                    "outbox_backlog_events", "dead_letters_total", "outbox_uncleared_events",
                    "outbox_clear_misses_total", "outbox_publish_failures_total", "outbox_lease_held"):
-        assert metric in exprs, f"no panel shows {metric}"
+        assert metric in shown, f"no panel shows {metric}"
+
+
+def test_the_programme_dashboard_shows_progress_blockers_spend_and_the_forecast() -> None:
+    """Legacy devices remaining, migrations per day, blocked devices, spend and the forecast: the
+    figures the programme is steered by, each read from the metric that carries it."""
+    shown = dashboard_metrics("programme-progress")
+    wanted = {"legacy devices remaining": {"estate_legacy_devices_remaining"},
+              "blocked devices": {"estate_devices_blocked"},
+              "spend": {"procurement_spend_committed_pence", "procurement_spend_delivered_pence",
+                        "estate_spend_committed_gbp"},
+              "the forecast": {"estate_forecast_probability_by_deadline", "estate_forecast_days_left"}}
+    for what, metrics in wanted.items():
+        assert metrics <= shown, f"no panel shows {what}: {sorted(metrics - shown)}"
+    per_day = re.compile(r'increase\(migration_sagas_ended_total\{[^}]*state="migrated"[^}]*\}\[1d\]\)')
+    assert any(per_day.search(expr) for _, expr, _ in queries_of(*dashboard_named("programme-progress"))), \
+        "no panel counts the sagas that ended migrated per day"
+
+
+@pytest.mark.parametrize("stem", [path.stem for path, _ in dashboards()])
+def test_every_metric_a_dashboard_reads_is_exported_by_the_services(stem: str) -> None:
+    """Named by the services' metrics classes (or up, which Prometheus adds to every target)."""
+    shown = dashboard_metrics(stem)
+    assert shown, f"{stem}: no metric found in its queries"
+    assert shown <= known_series().keys(), f"{stem} reads {sorted(shown - known_series().keys())}"
 
 
 def test_grafana_provisioning_matches_the_compose_mounts() -> None:
     grafana = compose()["services"]["grafana"]
-    mounts = dict(str(v).split(":")[:2] for v in grafana["volumes"] if str(v).startswith("."))
+    mounts = {source: target for target, source in bind_mounts(grafana).items()}
     assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
     providers = load_yaml(GRAFANA_DIR / "provisioning/dashboards/estate.yaml")["providers"]
     assert {p["options"]["path"] for p in providers} == {mounts["./deploy/grafana/dashboards"]}
