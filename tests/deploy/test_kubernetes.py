@@ -86,7 +86,7 @@ def test_inventory_deployment_resources_and_scraping() -> None:
     assert deployment["spec"]["replicas"] == 2
     template = deployment["spec"]["template"]
     (container,) = template["spec"]["containers"]
-    assert container["resources"]["limits"]["memory"] == "256Mi"
+    assert container["resources"]["limits"]["memory"] == "384Mi"
     assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     annotations = template["metadata"]["annotations"]
