@@ -419,7 +419,7 @@ class ScenarioDriver:
         """The week's wave: its share of the fall the plan wants by next Monday, over every
         borough and central site, at the daily capacity that does it in seven days."""
         target = self._targets.get(day + timedelta(days=6), 0)
-        devices, capacity = weekly_wave(legacy - target, self.plan.upgrade_share)
+        devices, capacity = weekly_wave(legacy - target, self.plan.upgrade_share, final=target == 0)
         self._state.wave = None
         if devices <= 0:
             return

@@ -121,9 +121,12 @@ class ScenarioPlan:
         return [self.start + timedelta(days=i) for i in range((self.end - self.start).days + 1)]
 
 
-def weekly_wave(gap: int, share: float) -> tuple[int, int]:
-    """A week's wave for a planned fall of ``gap`` devices: (devices, daily capacity)."""
-    devices = max(0, round(gap * share))
+def weekly_wave(gap: int, share: float, *, final: bool = False) -> tuple[int, int]:
+    """A week's wave for a planned fall of ``gap`` devices: (devices, daily capacity). Upgrades
+    take ``share`` of it, replacements the rest; in the ``final`` week (the plan wants no legacy
+    device left) the wave takes the whole gap, since replacements may not cover their share and
+    nothing comes after it."""
+    devices = max(0, gap if final else round(gap * share))
     return devices, max(1, math.ceil(devices / 7))
 
 

@@ -37,6 +37,7 @@ def test_calibration_accepts_the_published_trajectory_and_rejects_a_miss() -> No
 def test_sizing_helpers() -> None:
     assert weekly_wave(100, 0.6) == (60, 9)
     assert weekly_wave(-5, 0.6) == (0, 1)
+    assert weekly_wave(100, 0.6, final=True) == (100, 15)  # the last week leaves nothing to replacements
     assert tranches(10, 3) == [4, 3, 3] and sum(tranches(15_000, 18)) == 15_000
     assert spread(5, ["b", "a", "c"]) == {"a": 2, "b": 2, "c": 1}
 
