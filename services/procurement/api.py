@@ -14,19 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.common import ShortText
 from contracts.procurement import ApprovalKind, RequestState, SpendClass
-from services.procurement.domain import (
-    AwardSpec,
-    BudgetLine,
-    CallOff,
-    DeliveryNote,
-    Framework,
-    FrameworkSpec,
-    PurchaseRequest,
-    RequestSpec,
-    Submission,
-    Variation,
-)
+from services.procurement.budget import BudgetLine
+from services.procurement.domain import AwardSpec, CallOff, Framework, FrameworkSpec, Variation
 from services.procurement.handlers import BudgetFigure, ProcurementHandlers, Supplier, figures
+from services.procurement.purchases import DeliveryNote, PurchaseRequest, RequestSpec, Submission
 from services.procurement.store import ID_PATTERN
 from services.runtime.auth import Admin, Reader, Role, Writer
 from services.runtime.conditional import IfMatch, etag, expected_version

@@ -12,8 +12,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from contracts.procurement import BUDGET_TOPIC, CONTRACTS_TOPIC, DELIVERIES_TOPIC, PURCHASES_TOPIC, RequestState
 from services.procurement import consumers
 from services.procurement.api import router
-from services.procurement.domain import Thresholds
 from services.procurement.handlers import Policy, ProcurementHandlers, figures
+from services.procurement.purchases import Thresholds
 from services.procurement.sample_data import REPLACEMENT_FRAMEWORK, load_sample_contracts, seed_reference_data
 from services.procurement.store import BUDGET_ID, BudgetStore, ContractStore, FrameworkStore, RequestStore
 from services.runtime.app import create_app as create_service_app

@@ -16,21 +16,11 @@ from contracts.common import DeviceKind
 from contracts.envelope import Envelope
 from contracts.migration import ReplacementNeededV1
 from contracts.procurement import ApprovalKind, DeliveryReceivedV1, NeedLine, RequestState, SpendClass
-from services.procurement import domain
-from services.procurement.domain import (
-    AwardSpec,
-    Budget,
-    BudgetLine,
-    CallOff,
-    DeliveryNote,
-    Framework,
-    FrameworkSpec,
-    PurchaseRequest,
-    RequestSpec,
-    Submission,
-    Thresholds,
-    Variation,
-)
+from services.procurement import budget as budget_rules
+from services.procurement import domain, purchases
+from services.procurement.budget import Budget, BudgetLine
+from services.procurement.domain import AwardSpec, CallOff, Framework, FrameworkSpec, Variation
+from services.procurement.purchases import DeliveryNote, PurchaseRequest, RequestSpec, Submission, Thresholds
 from services.procurement.store import BUDGET_ID, BudgetStore, ContractStore, FrameworkStore, RequestStore
 from services.runtime.changes import Change
 from services.runtime.clock import Clock
@@ -195,7 +185,7 @@ class ProcurementHandlers:
             raise _unknown("call-off contract", spec.contract_id, "contract_id")
         request_id = f"PR-{uuid.uuid4().hex[:12].upper()}"
         try:
-            value = domain.draft(request_id, spec, framework, self._clock.now())
+            value = purchases.draft(request_id, spec, framework, self._clock.now())
         except domain.RuleBroken as error:
             raise _invalid(error) from None
         return await self.requests.insert(Change(value))
@@ -224,15 +214,15 @@ class ProcurementHandlers:
         if contract_id and contract is None:
             raise _unknown("call-off contract", contract_id, "contract_id")
         return await self.requests.mutate(request_id, expected, lambda r: _decide(
-            lambda x: domain.submit(x, details, by, contract, self.policy.thresholds, self._clock.now()), r))
+            lambda x: purchases.submit(x, details, by, contract, self.policy.thresholds, self._clock.now()), r))
 
     async def approve(self, request_id: str, by: str, kind: ApprovalKind, expected: int | None) -> PurchaseRequest:
         return await self.requests.mutate(request_id, expected, lambda r: _decide(
-            lambda x: domain.approve(x, by, kind, self._clock.now()), r))
+            lambda x: purchases.approve(x, by, kind, self._clock.now()), r))
 
     async def reject(self, request_id: str, by: str, reason: str, expected: int | None) -> PurchaseRequest:
         return await self.requests.mutate(request_id, expected, lambda r: _decide(
-            lambda x: domain.reject(x, by, reason, self._clock.now()), r))
+            lambda x: purchases.reject(x, by, reason, self._clock.now()), r))
 
     async def order(self, request_id: str, expected: int | None) -> PurchaseRequest:
         """Commit the request's value against the budget (refused with the figures if it would
@@ -242,14 +232,14 @@ class ProcurementHandlers:
         if request.state is RequestState.ORDERED:
             return request
         try:
-            domain.check_orderable(request)
+            purchases.check_orderable(request)
         except domain.StateConflict as error:
             raise Conflict(str(error)) from None
         if expected is not None and request.version != expected:
             await self.requests.mutate(request_id, expected, lambda r: Change(r))  # raises VersionMismatch
-        await self.budgets.mutate(BUDGET_ID, None, lambda b: _decide(lambda x: domain.commit(x, request), b))
+        await self.budgets.mutate(BUDGET_ID, None, lambda b: _decide(lambda x: budget_rules.commit(x, request), b))
         return await self.requests.mutate(request_id, None, lambda r: _decide(
-            lambda x: domain.place_order(x, self._clock.now()), r))
+            lambda x: purchases.place_order(x, self._clock.now()), r))
 
     async def deliver(self, request_id: str, note: DeliveryNote, expected: int | None) -> PurchaseRequest:
         """Record a delivery (its devices reach inventory through the event), then spend its
@@ -257,12 +247,12 @@ class ProcurementHandlers:
         two, the delivery event (stored with the delivery) finishes the spend when procurement
         consumes it (``on_delivery_received``); either way it is counted once."""
         after = await self.requests.mutate(request_id, expected, lambda r: _decide(
-            lambda x: domain.receive(x, note, self._clock.now()), r))
+            lambda x: purchases.receive(x, note, self._clock.now()), r))
         record = (next((d for d in after.deliveries if d.delivery_id == note.delivery_id), None)
                   if note.delivery_id else after.deliveries[-1])
         if record is not None:
-            entry = domain.delivered_spend(after, (after.unit_price_pence or 0) * len(record.asset_tags))
-            await self.budgets.mutate(BUDGET_ID, None, lambda b: domain.spend(b, record.delivery_id, entry))
+            entry = budget_rules.delivered_spend(after, (after.unit_price_pence or 0) * len(record.asset_tags))
+            await self.budgets.mutate(BUDGET_ID, None, lambda b: budget_rules.spend(b, record.delivery_id, entry))
         return after
 
     async def on_delivery_received(self, envelope: Envelope) -> None:
@@ -275,8 +265,8 @@ class ProcurementHandlers:
             if request is not None else None
         if request is None or record is None:
             return
-        entry = domain.delivered_spend(request, (request.unit_price_pence or 0) * len(record.asset_tags))
-        await self.budgets.mutate(BUDGET_ID, None, lambda b: domain.spend(b, record.delivery_id, entry))
+        entry = budget_rules.delivered_spend(request, (request.unit_price_pence or 0) * len(record.asset_tags))
+        await self.budgets.mutate(BUDGET_ID, None, lambda b: budget_rules.spend(b, record.delivery_id, entry))
 
     # -- replacement needs from migration -------------------------------------------------
 
@@ -286,7 +276,7 @@ class ProcurementHandlers:
     async def on_replacement_needs(self, envelopes: Sequence[Envelope]) -> None:
         """Add the needs to the open draft for their kind under the replacement framework.
         Drafts are numbered per kind and framework (PR-<framework>-<kind>-001, -002 ...) and hold
-        at most ``domain.NEEDS_PER_DRAFT`` needs; the drafts are read in order and a need any of
+        at most ``purchases.NEEDS_PER_DRAFT`` needs; the drafts are read in order and a need any of
         them holds is left out, so a redelivered or re-announced need (same need id) is added
         once, even after its draft was submitted. Many needs together (a fetched batch) cost one
         write per draft they land in."""
@@ -306,7 +296,7 @@ class ProcurementHandlers:
             request_id = f"PR-{framework.framework_id}-{kind.value}-{generation:03d}"
             current = await self.requests.load(request_id)
             if current is None:
-                first, rest = domain.add_needs(domain.draft(request_id, RequestSpec(
+                first, rest = purchases.add_needs(purchases.draft(request_id, RequestSpec(
                     kind=kind, quantity=1, framework_id=framework.framework_id), framework, self._clock.now()),
                     lines, self._clock.now())
                 try:
@@ -321,7 +311,7 @@ class ProcurementHandlers:
 
             def add(request: PurchaseRequest, lines: list[NeedLine] = lines) -> Change[PurchaseRequest]:
                 nonlocal left
-                change, left = domain.add_needs(request, lines, self._clock.now())
+                change, left = purchases.add_needs(request, lines, self._clock.now())
                 return change
 
             try:
@@ -339,13 +329,13 @@ class ProcurementHandlers:
         """The programme budget's allocation (the commitments and spend against it stay)."""
         now = self._clock.now()
         if await self.budgets.load(BUDGET_ID) is None:
-            change = _decide(lambda n: domain.new_budget(BUDGET_ID, n, lines, now), name)
+            change = _decide(lambda n: budget_rules.new_budget(BUDGET_ID, n, lines, now), name)
             try:
                 return await self.budgets.insert(change)
             except AlreadyStored:
                 pass
         return await self.budgets.mutate(BUDGET_ID, None, lambda b: _decide(
-            lambda x: domain.reallocate(x, name, lines, now), b))
+            lambda x: budget_rules.reallocate(x, name, lines, now), b))
 
     async def budget(self) -> Budget:
         found = await self.budgets.load(BUDGET_ID)

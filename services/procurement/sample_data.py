@@ -14,14 +14,8 @@ from __future__ import annotations
 from datetime import date
 
 from contracts.procurement import AwardRoute, SpendCategory, SpendClass
-from services.procurement.domain import (
-    AwardSpec,
-    BudgetLine,
-    FrameworkSpec,
-    Lot,
-    add_months,
-    budget_year_of,
-)
+from services.procurement.budget import BudgetLine
+from services.procurement.domain import AwardSpec, FrameworkSpec, Lot, add_months, budget_year_of
 from services.procurement.handlers import ProcurementHandlers
 from services.runtime.errors import Conflict
 from services.runtime.repository import AlreadyStored

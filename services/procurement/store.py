@@ -12,7 +12,9 @@ from contracts.procurement import (
     PURCHASES_TOPIC,
     DeliveryReceivedV1,
 )
-from services.procurement.domain import STORED_ONLY, Budget, CallOff, Framework, PurchaseRequest
+from services.procurement.budget import Budget
+from services.procurement.domain import STORED_ONLY, CallOff, Framework
+from services.procurement.purchases import PurchaseRequest
 from services.runtime.changes import Change
 from services.runtime.outbox import outbox_entries
 from services.runtime.repository import A, Repository

@@ -35,7 +35,8 @@ from contracts.procurement import ApprovalKind, AwardRoute, RequestState, SpendC
 from services.inventory.sample_estate import CENTRAL_UNITS, as_rows, generate
 from services.migration.domain import PolicySpec
 from services.migration.waves import TERMINAL_WAVES, WaveSpec
-from services.procurement.domain import AwardSpec, DeliveredItem, DeliveryNote, RequestSpec, Submission
+from services.procurement.domain import AwardSpec
+from services.procurement.purchases import DeliveredItem, DeliveryNote, RequestSpec, Submission
 from services.registry import units
 from services.runtime.bus.delivery import RetryPolicy
 from services.runtime.bus.kafka import KafkaBus

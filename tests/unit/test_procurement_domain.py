@@ -10,18 +10,11 @@ import pytest
 
 from contracts.common import DeviceKind, Location, OperatingSystem, OsFamily
 from contracts.procurement import ApprovalKind, AwardRoute, NeedLine, RequestState, SpendCategory, SpendClass
-from services.procurement import domain
-from services.procurement.domain import (
-    AwardSpec,
-    BudgetLine,
-    DeliveryNote,
-    RequestSpec,
-    RuleBroken,
-    StateConflict,
-    Submission,
-    Thresholds,
-    Variation,
-)
+from services.procurement import budget as budget_rules
+from services.procurement import domain, purchases
+from services.procurement.budget import BudgetLine
+from services.procurement.domain import AwardSpec, RuleBroken, StateConflict, Variation
+from services.procurement.purchases import DeliveryNote, RequestSpec, Submission, Thresholds
 from services.procurement.sample_data import budget_lines, frameworks
 
 NOW = datetime(2015, 8, 3, 9, 0, tzinfo=UTC)
@@ -45,11 +38,11 @@ def contract(**overrides: object) -> domain.CallOff:
     return domain.award(spec, FRAMEWORKS[spec.framework_id], NOW).value
 
 
-def submitted(value_each: int = 899_00, quantity: int = 2, by: str = "buyer") -> domain.PurchaseRequest:
-    draft = domain.draft("PR-1", RequestSpec(kind=DeviceKind.LAPTOP, quantity=quantity, framework_id="SPRINT-II"),
+def submitted(value_each: int = 899_00, quantity: int = 2, by: str = "buyer") -> purchases.PurchaseRequest:
+    draft = purchases.draft("PR-1", RequestSpec(kind=DeviceKind.LAPTOP, quantity=quantity, framework_id="SPRINT-II"),
                          SPRINT, NOW)
     details = Submission(model="Latitude", unit_price_pence=value_each)
-    return domain.submit(draft, details, by, contract(), THRESHOLDS, NOW).value
+    return purchases.submit(draft, details, by, contract(), THRESHOLDS, NOW).value
 
 
 # -- terms and variations -------------------------------------------------------------------
@@ -159,16 +152,16 @@ def test_thresholds_must_rise() -> None:
 def test_no_self_approval() -> None:
     request = submitted(by="buyer")
     with pytest.raises(StateConflict, match="no self-approval"):
-        domain.approve(request, "buyer", ApprovalKind.APPROVER, NOW)
+        purchases.approve(request, "buyer", ApprovalKind.APPROVER, NOW)
 
 
 def test_no_approving_twice_and_two_approvers_above_the_limit() -> None:
     request = submitted(value_each=100_000_00, quantity=2)  # GBP 200,000
-    once = domain.approve(request, "a", ApprovalKind.APPROVER, NOW).value
+    once = purchases.approve(request, "a", ApprovalKind.APPROVER, NOW).value
     assert once.state is RequestState.SUBMITTED
     with pytest.raises(StateConflict, match="already approved"):
-        domain.approve(once, "a", ApprovalKind.APPROVER, NOW)
-    twice = domain.approve(once, "b", ApprovalKind.APPROVER, NOW)
+        purchases.approve(once, "a", ApprovalKind.APPROVER, NOW)
+    twice = purchases.approve(once, "b", ApprovalKind.APPROVER, NOW)
     assert twice.value.state is RequestState.APPROVED
     assert twice.events[0][1].fully_approved  # type: ignore[attr-defined]
 
@@ -176,53 +169,53 @@ def test_no_approving_twice_and_two_approvers_above_the_limit() -> None:
 def test_spend_control_holds_the_order_until_recorded() -> None:
     request = submitted(value_each=1_000_00, quantity=6000)  # GBP 6m
     for who in ("a", "b"):
-        request = domain.approve(request, who, ApprovalKind.APPROVER, NOW).value
-    request = domain.approve(request, "board", ApprovalKind.BOARD, NOW).value
+        request = purchases.approve(request, who, ApprovalKind.APPROVER, NOW).value
+    request = purchases.approve(request, "board", ApprovalKind.BOARD, NOW).value
     assert request.state is RequestState.SUBMITTED
     with pytest.raises(StateConflict, match="held until the central spend-control approval"):
-        domain.place_order(request, NOW)
-    request = domain.approve(request, "cabinet-office", ApprovalKind.SPEND_CONTROL, NOW).value
+        purchases.place_order(request, NOW)
+    request = purchases.approve(request, "cabinet-office", ApprovalKind.SPEND_CONTROL, NOW).value
     assert request.state is RequestState.APPROVED
 
 
 def test_a_board_approval_is_refused_where_none_is_needed() -> None:
     with pytest.raises(StateConflict, match="needs no board approval"):
-        domain.approve(submitted(), "board", ApprovalKind.BOARD, NOW)
+        purchases.approve(submitted(), "board", ApprovalKind.BOARD, NOW)
 
 
 def test_rejection_needs_a_submitted_request_and_another_person() -> None:
     request = submitted()
     with pytest.raises(StateConflict):
-        domain.reject(request, "buyer", "no", NOW)
-    rejected = domain.reject(request, "approver", "no budget", NOW).value
+        purchases.reject(request, "buyer", "no", NOW)
+    rejected = purchases.reject(request, "approver", "no budget", NOW).value
     assert (rejected.state, rejected.rejection_reason) == (RequestState.REJECTED, "no budget")
     with pytest.raises(StateConflict, match="only a submitted request can be approved"):
-        domain.approve(rejected, "other", ApprovalKind.APPROVER, NOW)
+        purchases.approve(rejected, "other", ApprovalKind.APPROVER, NOW)
 
 
 def test_submission_needs_a_running_contract_under_the_same_framework() -> None:
-    draft = domain.draft("PR-1", RequestSpec(kind=DeviceKind.LAPTOP, quantity=1, framework_id="SPRINT-II"),
+    draft = purchases.draft("PR-1", RequestSpec(kind=DeviceKind.LAPTOP, quantity=1, framework_id="SPRINT-II"),
                          SPRINT, NOW)
     ended = contract(start=date(2012, 1, 1))
     with pytest.raises(RuleBroken, match="cannot be bought through") as refused:
-        domain.submit(draft, Submission(model="x", unit_price_pence=1), "b", ended, THRESHOLDS, NOW)
+        purchases.submit(draft, Submission(model="x", unit_price_pence=1), "b", ended, THRESHOLDS, NOW)
     assert refused.value.field == "contract_id"
     with pytest.raises(RuleBroken, match="unit price"):
-        domain.submit(draft, Submission(model="x"), "b", contract(), THRESHOLDS, NOW)
+        purchases.submit(draft, Submission(model="x"), "b", contract(), THRESHOLDS, NOW)
 
 
 # -- the budget and deliveries --------------------------------------------------------------
 
 
 def test_an_order_over_what_is_left_is_refused_with_the_figures() -> None:
-    budget = domain.new_budget("programme", "p", [BudgetLine(year="2015-16", category=SpendCategory.END_USER_DEVICES,
-                                                             allocated_pence=2000_00)], NOW).value
-    request = domain.approve(submitted(value_each=899_00), "a", ApprovalKind.APPROVER, NOW).value
-    budget = domain.commit(budget, request).value
-    assert not domain.commit(budget, request).changed  # the same request commits once
+    line = BudgetLine(year="2015-16", category=SpendCategory.END_USER_DEVICES, allocated_pence=2000_00)
+    budget = budget_rules.new_budget("programme", "p", [line], NOW).value
+    request = purchases.approve(submitted(value_each=899_00), "a", ApprovalKind.APPROVER, NOW).value
+    budget = budget_rules.commit(budget, request).value
+    assert not budget_rules.commit(budget, request).changed  # the same request commits once
     other = request.model_copy(update={"request_id": "PR-2"})
     with pytest.raises(StateConflict, match=r"allocated GBP 2,000\.00, committed GBP 1,798\.00, left GBP 202\.00"):
-        domain.commit(budget, other)
+        budget_rules.commit(budget, other)
 
 
 def test_the_default_budget_is_two_hundred_million_by_year_and_category() -> None:
@@ -232,7 +225,7 @@ def test_the_default_budget_is_two_hundred_million_by_year_and_category() -> Non
 
 
 def test_partial_deliveries_up_to_the_quantity_ordered() -> None:
-    request = domain.place_order(domain.approve(submitted(quantity=2), "a", ApprovalKind.APPROVER, NOW).value,
+    request = purchases.place_order(purchases.approve(submitted(quantity=2), "a", ApprovalKind.APPROVER, NOW).value,
                                  NOW).value
     location = Location(site="Holborn", borough="Camden", unit="Territorial")
     hardware = {"model": "L", "cpu_model": "i5", "cpu_arch": "x64", "cpu_cores": 2, "ram_mb": 8192, "disk_gb": 256,
@@ -243,54 +236,54 @@ def test_partial_deliveries_up_to_the_quantity_ordered() -> None:
             {"asset_tag": t, "serial_number": f"SN-{t}", "os": {"family": "windows", "version": "8.1"},
              "hardware": hardware} for t in tags]})
 
-    first = domain.receive(request, note("MPS-L-1"), NOW)
+    first = purchases.receive(request, note("MPS-L-1"), NOW)
     assert first.value.state is RequestState.PARTIALLY_DELIVERED
     event = first.events[0][1]
     assert (event.delivered_quantity, event.value_pence, event.delivery_id) == (  # type: ignore[attr-defined]
         1, 899_00, "PO-PR-1-D1")
     with pytest.raises(RuleBroken, match="asset tag MPS-L-1 is delivered already"):
-        domain.receive(first.value, note("MPS-L-1"), NOW)
+        purchases.receive(first.value, note("MPS-L-1"), NOW)
     camera = note("MPS-L-9").model_copy(update={"devices": [note("MPS-L-9").devices[0].model_copy(
         update={"os": OperatingSystem(family=OsFamily.CAMERA_FIRMWARE, version="1.0")})]})
     with pytest.raises(RuleBroken, match="a laptop cannot run camera_firmware") as wrong_os:
-        domain.receive(first.value, camera, NOW)
+        purchases.receive(first.value, camera, NOW)
     assert wrong_os.value.field == "devices.0.os.family"
     with pytest.raises(RuleBroken, match="at most 1 more, not 2"):
-        domain.receive(first.value, note("MPS-L-2", "MPS-L-3"), NOW)
-    done = domain.receive(first.value, note("MPS-L-2"), NOW + timedelta(days=1)).value
+        purchases.receive(first.value, note("MPS-L-2", "MPS-L-3"), NOW)
+    done = purchases.receive(first.value, note("MPS-L-2"), NOW + timedelta(days=1)).value
     assert (done.state, done.delivered_quantity, done.delivered_value_pence) == (RequestState.DELIVERED, 2, 1798_00)
 
 
 def test_a_need_joins_a_draft_once() -> None:
-    draft = domain.draft("PR-1", RequestSpec(kind=DeviceKind.LAPTOP, quantity=2, framework_id="SPRINT-II"),
+    draft = purchases.draft("PR-1", RequestSpec(kind=DeviceKind.LAPTOP, quantity=2, framework_id="SPRINT-II"),
                          SPRINT, NOW, [NeedLine(need_id="N1", site="A", quantity=2)])
-    again, left = domain.add_needs(draft, [NeedLine(need_id="N1", site="A", quantity=2)], NOW)
+    again, left = purchases.add_needs(draft, [NeedLine(need_id="N1", site="A", quantity=2)], NOW)
     assert not again.changed and left == []
-    more, left = domain.add_needs(draft, [NeedLine(need_id="N2", site="B", quantity=3)], NOW)
+    more, left = purchases.add_needs(draft, [NeedLine(need_id="N2", site="B", quantity=3)], NOW)
     assert (more.value.quantity, more.value.site, left) == (5, None, [])
 
 
 def test_a_full_draft_leaves_the_rest_for_the_next() -> None:
     lines = [NeedLine(need_id=f"N{i}", site="A", quantity=1) for i in range(5)]
-    draft = domain.draft("PR-1", RequestSpec(kind=DeviceKind.LAPTOP, quantity=1, framework_id="SPRINT-II"),
+    draft = purchases.draft("PR-1", RequestSpec(kind=DeviceKind.LAPTOP, quantity=1, framework_id="SPRINT-II"),
                          SPRINT, NOW, lines[:1])
-    change, left = domain.add_needs(draft, lines, NOW, limit=3)
+    change, left = purchases.add_needs(draft, lines, NOW, limit=3)
     assert [n.need_id for n in change.value.needs] == ["N0", "N1", "N2"] and change.value.quantity == 3
     assert [n.need_id for n in left] == ["N3", "N4"]
-    full, still = domain.add_needs(change.value, left, NOW, limit=3)
+    full, still = purchases.add_needs(change.value, left, NOW, limit=3)
     assert not full.changed and still == left
     submitted = change.value.model_copy(update={"state": RequestState.SUBMITTED})
-    assert domain.add_needs(submitted, lines[:2], NOW, limit=3)[1] == []
+    assert purchases.add_needs(submitted, lines[:2], NOW, limit=3)[1] == []
     with pytest.raises(domain.StateConflict, match="only a draft takes needs"):
-        domain.add_needs(submitted, left, NOW, limit=3)
+        purchases.add_needs(submitted, left, NOW, limit=3)
 
 
 def test_a_budget_allocation_is_announced_whole_and_refuses_a_line_twice() -> None:
     line = BudgetLine(year="2015-16", category=SpendCategory.HOSTING, allocated_pence=5_00)
-    created = domain.new_budget("programme", "p", [line, line.model_copy(update={"year": "2016-17"})], NOW)
+    created = budget_rules.new_budget("programme", "p", [line, line.model_copy(update={"year": "2016-17"})], NOW)
     [(name, event)] = created.events
     assert name == "procurement.budget.allocated.v1" and event.total_pence == 10_00  # type: ignore[attr-defined]
     with pytest.raises(RuleBroken, match="2015-16 hosting is allocated twice") as twice:
-        domain.reallocate(created.value, "p", [line, line], NOW)
+        budget_rules.reallocate(created.value, "p", [line, line], NOW)
     assert twice.value.field == "lines.1"
-    assert not domain.reallocate(created.value, "p", created.value.lines, NOW).changed
+    assert not budget_rules.reallocate(created.value, "p", created.value.lines, NOW).changed

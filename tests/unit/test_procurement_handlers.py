@@ -15,9 +15,9 @@ from contracts.common import DeviceKind
 from contracts.envelope import Envelope, new_envelope
 from contracts.migration import ReplacementNeededV1
 from contracts.procurement import ApprovalKind, RequestState
-from services.procurement import domain
-from services.procurement.domain import DeliveryNote, Submission, Thresholds
+from services.procurement import purchases
 from services.procurement.handlers import Policy, ProcurementHandlers
+from services.procurement.purchases import DeliveryNote, Submission, Thresholds
 from services.procurement.sample_data import load_sample_contracts, seed_reference_data
 from services.procurement.store import BudgetStore, ContractStore, FrameworkStore, RequestStore
 from services.runtime.clock import FixedClock
@@ -102,14 +102,14 @@ async def test_a_batch_of_needs_fills_drafts_up_to_their_limit_each_need_once(wo
     NEEDS_PER_DRAFT (the contract allows 5,000), the rest open the next draft, and a batch
     delivered again (or one by one) adds nothing."""
     _, _, _, handlers = world
-    needs = [need(f"N{i:05d}", quantity=1) for i in range(2 * domain.NEEDS_PER_DRAFT + 300)]
+    needs = [need(f"N{i:05d}", quantity=1) for i in range(2 * purchases.NEEDS_PER_DRAFT + 300)]
     for start in range(0, len(needs), 500):
         await handlers.on_replacement_needs(needs[start:start + 500])
     await handlers.on_replacement_needs(needs[:700])
     for envelope in needs[-3:]:
         await handlers.on_replacement_needed(envelope)
     drafts = [await handlers.request(f"PR-SPRINT-II-laptop-{g:03d}") for g in (1, 2, 3)]
-    assert [len(d.needs) for d in drafts] == [domain.NEEDS_PER_DRAFT, domain.NEEDS_PER_DRAFT, 300]
+    assert [len(d.needs) for d in drafts] == [purchases.NEEDS_PER_DRAFT, purchases.NEEDS_PER_DRAFT, 300]
     assert [d.quantity for d in drafts] == [len(d.needs) for d in drafts]
     placed = [n.need_id for d in drafts for n in d.needs]
     assert placed == [f"N{i:05d}" for i in range(len(needs))]
@@ -169,7 +169,7 @@ async def test_a_delivery_whose_spend_a_stop_left_out_is_spent_once_from_its_eve
                                                      "os": {"family": "windows", "version": "8.1"},
                                                      "hardware": HARDWARE}]})
     # the delivery is stored with its event, and the process stops before the budget is touched
-    await handlers.requests.mutate(rid, None, lambda r: domain.receive(r, note, NOW))
+    await handlers.requests.mutate(rid, None, lambda r: purchases.receive(r, note, NOW))
     assert (await handlers.budget()).delivered == {}
     [event] = relay.events("procurement.delivery.received.v1")
     envelope = Envelope.model_validate(event)
