@@ -118,6 +118,22 @@ async def test_update_many_pulls_from_each_listed_document_what_it_holds(store: 
     assert (await c.find_one({"_id": "U3"}))["outbox"] == [entry]  # type: ignore[index]  # not listed
 
 
+async def test_pull_all_over_many_documents_compares_values_as_mongodb_does(store: Store) -> None:
+    """One ``$pullAll`` applied to several documents (the embedded store indexes the listed
+    values once): numbers of either kind are one type, ``True`` is not ``1``, a document's
+    field order counts, documents without a leading string field (and arrays inside them) are
+    compared too. (No arrays directly inside arrays: FerretDB 1.x refuses them.)"""
+    c = store.collection("devices")
+    mixed = [1, 2.5, True, "x", {"a": [1, 2]}, {"n": 1, "id": "e1"}, {"id": "e1", "n": 1}, {"k": 3}, None]
+    await c.insert_many([device("P1", values=mixed), device("P2", values=list(reversed(mixed)))])
+    result = await c.update_many({"_id": {"$in": ["P1", "P2"]}}, {"$pullAll": {"values": [
+        1.0, 2.5, "x", {"a": [1, 2]}, {"id": "e1", "n": 1}, {"k": 3.0}, "absent", {"a": [2, 1]}]}})
+    assert (result.matched, result.modified) == (2, 2)
+    left = [True, {"n": 1, "id": "e1"}, None]
+    assert (await c.find_one({"_id": "P1"}))["values"] == left  # type: ignore[index]
+    assert (await c.find_one({"_id": "P2"}))["values"] == list(reversed(left))  # type: ignore[index]
+
+
 async def test_unset_and_delete(store: Store) -> None:
     c = store.collection("devices")
     await c.insert_many([device("H1", note="x"), device("H2")])

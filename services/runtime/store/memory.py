@@ -14,6 +14,7 @@ from services.runtime.store.matching import (
     copy_document,
     equality_seed,
     get_path,
+    indexed_update,
     matches,
     project,
     same,
@@ -186,6 +187,7 @@ class MemoryCollection:
 
     async def update_many(self, filter: Filter, update: Mapping[str, Any]) -> BulkResult:
         total = BulkResult()
+        update = indexed_update(update)
         async with self._lock:
             for doc in self._matching(filter):
                 _, changed = self._update_doc(doc, update)
