@@ -231,12 +231,18 @@ def fully_approved(request: PurchaseRequest) -> bool:
             and (not required.spend_control or ApprovalKind.SPEND_CONTROL in kinds))
 
 
-def approve(request: PurchaseRequest, by: str, kind: ApprovalKind, now: datetime) -> Change[PurchaseRequest]:
+def _check_decidable(request: PurchaseRequest, by: str, verb: str) -> None:
+    """Approving and rejecting alike: only a submitted request, and never by who raised it."""
     if request.state is not RequestState.SUBMITTED:
         raise StateConflict(f"request {request.request_id} is {request.state.value}; only a submitted "
-                            "request can be approved")
+                            f"request can be {verb}")
     if by == request.requested_by:
-        raise StateConflict(f"no self-approval: {by} raised request {request.request_id} and cannot approve it")
+        raise StateConflict(f"no self-approval: {by} raised request {request.request_id}; another approver "
+                            "must decide it")
+
+
+def approve(request: PurchaseRequest, by: str, kind: ApprovalKind, now: datetime) -> Change[PurchaseRequest]:
+    _check_decidable(request, by, "approved")
     if any(a.by == by for a in request.approvals):
         raise StateConflict(f"{by} has already approved request {request.request_id}; an approver counts once")
     required = request.required
@@ -264,11 +270,7 @@ def approve(request: PurchaseRequest, by: str, kind: ApprovalKind, now: datetime
 
 
 def reject(request: PurchaseRequest, by: str, reason: str, now: datetime) -> Change[PurchaseRequest]:
-    if request.state is not RequestState.SUBMITTED:
-        raise StateConflict(f"request {request.request_id} is {request.state.value}; only a submitted "
-                            "request can be rejected")
-    if by == request.requested_by:
-        raise StateConflict(f"{by} raised request {request.request_id}; another approver must decide it")
+    _check_decidable(request, by, "rejected")
     after = _next(request, now, state=RequestState.REJECTED, rejected_by=by, rejection_reason=reason)
     return Change(after, [("procurement.purchase.rejected.v1",
                            PurchaseRejectedV1(request_id=request.request_id, version=after.version,
