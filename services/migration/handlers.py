@@ -315,13 +315,16 @@ class MigrationHandlers:
 
     async def _first_plannable(self, tags: list[str], wanted: int | None) -> dict[str, DeviceRecord]:
         """The records of ``tags``, read in order only until ``wanted`` of them are plannable
-        (a capped wave over a large scope reads what it takes, not every ready device)."""
+        (a capped wave over a large scope reads what it takes, not every ready device): each
+        read asks for as many as are still wanted, and for twice the last read when that found
+        too few (devices in a wave already), up to ``IN_CHUNK`` a query."""
         if wanted is None:
             return await self.devices.load_many(tags)
         records: dict[str, DeviceRecord] = {}
-        free, start = 0, 0
+        free, start, size = 0, 0, 0
         while start < len(tags) and free < wanted:
-            chunk = tags[start:start + max(IN_CHUNK, wanted - free)]
+            size = min(IN_CHUNK, max(wanted - free, 2 * size))
+            chunk = tags[start:start + size]
             found = await self.devices.load_many(chunk)
             records.update(found)
             free += sum(1 for r in found.values() if _plannable(r))

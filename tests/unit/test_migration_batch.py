@@ -258,3 +258,29 @@ async def test_a_catalogue_change_reassesses_exactly_the_concerned_devices_acros
                         (False, Readiness.UPGRADE_IN_PLACE): len(tags) - len(blocked)}
     assert all(records[t].readiness.policy_version == 2 for t in blocked)  # type: ignore[union-attr]
     assert all(records[t].readiness.policy_version == 1 for t in set(tags) - blocked)  # type: ignore[union-attr]
+
+
+async def test_a_capped_wave_reads_the_records_it_takes_not_a_whole_chunk(pair: tuple[Setup, Setup]) -> None:
+    """1,200 devices ready at one site: a wave of 5 reads about 5 records, and the next wave
+    of 5 reads past the first wave's devices (in a wave: not plannable) to the next five."""
+    _, many = pair
+    tags = [f"MPS-D-3{n:05d}" for n in range(1200)]
+    await many.handlers.on_devices([registered(t)[1] for t in tags])
+    real_load_many = many.handlers.devices.load_many
+    read: list[int] = []
+
+    async def counted(keys: Any) -> Any:
+        found = await real_load_many(keys)
+        read.append(len(found))
+        return found
+
+    many.handlers.devices.load_many = counted  # type: ignore[method-assign]
+    spec = {"sites": ["Hammersmith Police Station"], "start_date": NOW.date().isoformat(), "daily_capacity": 5,
+            "max_devices": 5}
+    first = await many.handlers.plan_wave(WaveSpec.model_validate({**spec, "name": "first"}))
+    assert first.devices == tags[:5]
+    assert sum(read) <= 10, read
+    read.clear()
+    second = await many.handlers.plan_wave(WaveSpec.model_validate({**spec, "name": "second"}))
+    assert second.devices == tags[5:10]
+    assert sum(read) <= 20, read
